@@ -1,0 +1,54 @@
+"""Any TFDS image dataset by name (mnist, fashion_mnist, cifar10, ...).
+
+TensorFlow and TFDS are imported here, lazily, only when this source is used;
+every GPU is hidden from TensorFlow before it initialises, so it never takes
+accelerator memory from JAX.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from gan_jax.data.common import DataError, Dataset, conform
+
+
+def import_tfds():
+  """Imports TFDS with TensorFlow restricted to the CPU."""
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+  try:
+    import tensorflow as tf
+  except ImportError as e:
+    raise DataError("config.data.source='tfds' needs tensorflow-cpu and "
+                    "tensorflow-datasets (pip install tensorflow-cpu tensorflow-datasets)") from e
+  tf.config.set_visible_devices([], "GPU")
+  import tensorflow_datasets as tfds
+  return tfds
+
+
+def load_tfds(cfg) -> Dataset:
+  tfds = import_tfds()
+  download_config = tfds.download.DownloadConfig(manual_dir=cfg.manual_dir or None)
+  try:
+    builder = tfds.builder(cfg.name, data_dir=cfg.data_dir or None)
+  except Exception as e:  # unknown name
+    raise DataError(f"config.data.name={cfg.name!r} is not a TFDS dataset: {e}") from e
+  try:
+    builder.download_and_prepare(download_config=download_config)
+    ds = builder.as_dataset(split=cfg.split, shuffle_files=False)
+  except Exception as e:
+    raise DataError(
+        f"TFDS could not prepare {cfg.name!r} (offline?): {type(e).__name__}: "
+        f"{str(e).splitlines()[0] if str(e) else ''}. Either prepare it once where the "
+        "internet is reachable and pass --config.data.data_dir=DIR, or put the "
+        "dataset's original files in a folder and pass --config.data.manual_dir=DIR") from e
+  images, labels = [], []
+  key = cfg.image_key
+  for batch in tfds.as_numpy(ds.batch(1024)):
+    images.append(batch[key])
+    if "label" in batch:
+      labels.append(batch["label"])
+  x = np.concatenate(images)
+  y = np.concatenate(labels).astype(np.int32) if labels else None
+  return Dataset(conform(x, cfg.image_size, cfg.channels), y,
+                 f"tfds: {cfg.name}[{cfg.split}] ({len(x)} images)")

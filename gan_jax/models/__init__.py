@@ -1,0 +1,37 @@
+"""Model registry: name -> builder(config) -> (generator, discriminator)."""
+from __future__ import annotations
+
+import jax.numpy as jnp
+
+from gan_jax.models.dcgan import DCGANDiscriminator, DCGANGenerator, dcgan_plan
+from gan_jax.models.layers import resolve_upsample
+from gan_jax.models.mlp import MLPDiscriminator, MLPGenerator
+
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
+
+def _mlp(config):
+  d, m = config.data, config.model
+  dtype = DTYPES[config.train.compute_dtype]
+  shape = (d.image_size, d.image_size, d.channels)
+  return (MLPGenerator(shape, tuple(m.g_hidden), dtype=dtype),
+          MLPDiscriminator(tuple(m.d_hidden), dtype=dtype))
+
+
+def _dcgan(config):
+  d, m = config.data, config.model
+  dtype = DTYPES[config.train.compute_dtype]
+  return (DCGANGenerator(d.image_size, d.channels, m.g_features,
+                         resolve_upsample(m.upsample), dtype=dtype),
+          DCGANDiscriminator(d.image_size, m.d_features, dtype=dtype))
+
+
+MODELS = {"mlp": _mlp, "dcgan": _dcgan}
+
+
+def build(config):
+  """Returns (G, D) linen modules for `config.model.name`."""
+  return MODELS[config.model.name](config)
+
+
+__all__ = ["MODELS", "DTYPES", "build", "dcgan_plan"]

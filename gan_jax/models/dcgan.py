@@ -1,0 +1,80 @@
+"""DCGAN (Radford et al. 2015, "Unsupervised Representation Learning with Deep
+Convolutional Generative Adversarial Networks").
+
+G: z -> Dense -> s0 x s0 x (base * 2^(n-1)) -> n stride-2 up-convolutions -> tanh,
+with BatchNorm + ReLU after every layer but the last. D mirrors it: n stride-2
+4x4 convolutions with LeakyReLU(0.2), BatchNorm on all but the first, then one
+logit. No pooling. The start size s0 is in [4, 7], so 28 px is 7 -> 14 -> 28,
+32 px is 4 -> 8 -> 16 -> 32 and 64 px is 4 -> ... -> 64.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import jax.numpy as jnp
+import flax.linen as nn
+
+from gan_jax.models.layers import DCGAN_INIT, Upsample2x
+
+
+def dcgan_plan(image_size: int) -> tuple[int, int]:
+  """(start size s0, number of 2x stages n) with s0 * 2**n == image_size."""
+  n, s = 0, image_size
+  while s > 7 and s % 2 == 0:
+    n, s = n + 1, s // 2
+  if n == 0 or not 4 <= s <= 7:
+    raise ValueError(
+        f"config.data.image_size={image_size} cannot be produced by dcgan: it must "
+        "be s * 2**n with s in 4..7 and n >= 1 (e.g. 8, 16, 28, 32, 48, 56, 64, 128)")
+  return s, n
+
+
+def _bn(train: bool, axis_name, dtype):
+  # With axis_name='batch' the statistics are averaged across devices with
+  # lax.pmean under shard_map, so N devices compute what 1 device does.
+  return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
+                      axis_name=axis_name if train else None, dtype=dtype)
+
+
+class DCGANGenerator(nn.Module):
+  image_size: int
+  channels: int
+  base_features: int = 64
+  upsample: str = "subpixel"
+  axis_name: str | None = "batch"
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, z, train: bool = True):
+    s0, n = dcgan_plan(self.image_size)
+    feats = self.base_features * 2 ** (n - 1)
+    x = nn.Dense(s0 * s0 * feats, use_bias=False, kernel_init=DCGAN_INIT,
+                 dtype=self.dtype)(z.astype(self.dtype))
+    x = x.reshape(z.shape[0], s0, s0, feats)
+    x = nn.relu(_bn(train, self.axis_name, self.dtype)(x))
+    for i in range(n - 1):
+      x = Upsample2x(self.base_features * 2 ** (n - 2 - i), self.upsample,
+                     dtype=self.dtype)(x)
+      x = nn.relu(_bn(train, self.axis_name, self.dtype)(x))
+    x = Upsample2x(self.channels, self.upsample, use_bias=True, dtype=self.dtype)(x)
+    return jnp.tanh(x.astype(jnp.float32))
+
+
+class DCGANDiscriminator(nn.Module):
+  image_size: int
+  base_features: int = 64
+  axis_name: str | None = "batch"
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x, train: bool = True):
+    _, n = dcgan_plan(self.image_size)
+    x = x.astype(self.dtype)
+    for i in range(n):
+      x = nn.Conv(self.base_features * 2 ** i, (4, 4), (2, 2), ((1, 1), (1, 1)),
+                  use_bias=(i == 0), kernel_init=DCGAN_INIT, dtype=self.dtype)(x)
+      if i > 0:
+        x = _bn(train, self.axis_name, self.dtype)(x)
+      x = nn.leaky_relu(x, 0.2)
+    x = x.reshape(x.shape[0], -1)
+    return nn.Dense(1, kernel_init=DCGAN_INIT, dtype=self.dtype)(x)[:, 0].astype(jnp.float32)

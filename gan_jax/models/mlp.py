@@ -1,0 +1,39 @@
+"""The original MLP GAN of Goodfellow et al. 2014 ("Generative Adversarial Nets").
+
+G: z -> ReLU MLP -> tanh image. D: LeakyReLU(0.2) MLP -> one logit, so that
+D(x) = sigmoid(logit). (The paper used maxout and dropout in D; LeakyReLU is the
+common modern substitute.)
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import jax.numpy as jnp
+import flax.linen as nn
+
+
+class MLPGenerator(nn.Module):
+  image_shape: tuple[int, int, int]
+  hidden: Sequence[int] = (256, 512, 1024)
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, z, train: bool = True):
+    x = z.astype(self.dtype)
+    for h in self.hidden:
+      x = nn.relu(nn.Dense(h, dtype=self.dtype)(x))
+    size = self.image_shape[0] * self.image_shape[1] * self.image_shape[2]
+    x = jnp.tanh(nn.Dense(size, dtype=self.dtype)(x).astype(jnp.float32))
+    return x.reshape((z.shape[0],) + tuple(self.image_shape))
+
+
+class MLPDiscriminator(nn.Module):
+  hidden: Sequence[int] = (1024, 512, 256)
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x, train: bool = True):
+    x = x.reshape(x.shape[0], -1).astype(self.dtype)
+    for h in self.hidden:
+      x = nn.leaky_relu(nn.Dense(h, dtype=self.dtype)(x), 0.2)
+    return nn.Dense(1, dtype=self.dtype)(x)[:, 0].astype(jnp.float32)

@@ -1,0 +1,100 @@
+"""Workdir outputs: metrics.jsonl, TensorBoard events, sample grids, progress line."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+
+import numpy as np
+from PIL import Image
+
+
+def image_grid(images: np.ndarray, ncols: int | None = None, pad: int = 2) -> np.ndarray:
+  """[-1, 1] float NHWC -> one uint8 HxWxC grid image (pad px of white between)."""
+  images = np.asarray(images, np.float32)
+  n, h, w, c = images.shape
+  ncols = ncols or int(math.ceil(math.sqrt(n)))
+  nrows = int(math.ceil(n / ncols))
+  grid = np.full((nrows * (h + pad) + pad, ncols * (w + pad) + pad, c), 255, np.uint8)
+  u8 = np.clip(np.round((images + 1.0) * 127.5), 0, 255).astype(np.uint8)
+  for i in range(n):
+    r, col = divmod(i, ncols)
+    grid[pad + r * (h + pad): pad + r * (h + pad) + h,
+         pad + col * (w + pad): pad + col * (w + pad) + w] = u8[i]
+  return grid
+
+
+def save_png(array_hwc: np.ndarray, path: str, upscale: int = 1) -> None:
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  im = Image.fromarray(array_hwc[..., 0] if array_hwc.shape[-1] == 1 else array_hwc)
+  if upscale > 1:
+    im = im.resize((im.width * upscale, im.height * upscale), Image.NEAREST)
+  im.save(path)
+
+
+class Writer:
+  """Appends scalars to metrics.jsonl and TensorBoard; writes sample grids."""
+
+  def __init__(self, workdir: str):
+    from tensorboardX import SummaryWriter  # no TensorFlow needed
+    self.workdir = workdir
+    self.jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a", buffering=1)
+    self.tb = SummaryWriter(os.path.join(workdir, "tensorboard"))
+
+  def scalars(self, step: int, values: dict) -> None:
+    row = {"step": int(step), **{k: float(v) for k, v in values.items()}}
+    self.jsonl.write(json.dumps(row) + "\n")
+    for k, v in values.items():
+      self.tb.add_scalar(k, float(v), int(step))
+
+  def samples(self, step: int, images: np.ndarray) -> str:
+    grid = image_grid(images)
+    upscale = max(1, 256 // grid.shape[0])
+    path = os.path.join(self.workdir, "samples", f"step_{int(step):08d}.png")
+    save_png(grid, path, upscale)
+    self.tb.add_image("samples", grid, int(step), dataformats="HWC")
+    return path
+
+  def flush(self) -> None:
+    self.jsonl.flush()
+    self.tb.flush()
+
+  def close(self) -> None:
+    self.jsonl.close()
+    self.tb.close()
+
+
+def truncate_jsonl(path: str, last_step: int) -> None:
+  """Drops rows with step > last_step (written after the checkpoint a resumed
+  run restarts from), so a resumed log has no duplicate steps."""
+  if not os.path.exists(path):
+    return
+  with open(path) as f:
+    lines = f.readlines()
+  keep = []
+  for line in lines:
+    try:
+      if json.loads(line)["step"] <= last_step:
+        keep.append(line)
+    except (ValueError, KeyError):
+      break  # a torn last line from a killed process
+  with open(path + ".tmp", "w") as f:
+    f.writelines(keep)
+  os.replace(path + ".tmp", path)
+
+
+class Progress:
+  """A periodic one-line progress report: step, losses, steps/s, ETA."""
+
+  def __init__(self, total: int, stream=sys.stdout):
+    self.total, self.stream, self.t0 = total, stream, time.time()
+
+  def line(self, step: int, m: dict, steps_per_sec: float) -> None:
+    eta = (self.total - step) / max(steps_per_sec, 1e-9)
+    self.stream.write(
+        f"step {step}/{self.total} | d_loss {m['d_loss']:.4f} g_loss {m['g_loss']:.4f} | "
+        f"D(x) {m['d_real']:.3f} D(G(z)) {m['d_fake']:.3f} | {steps_per_sec:.2f} steps/s | "
+        f"ETA {int(eta // 60)}m{int(eta % 60):02d}s\n")
+    self.stream.flush()

@@ -1,0 +1,44 @@
+"""Test setup: 4 fake CPU devices (set before JAX initialises), tiny configs."""
+import os
+import pathlib
+
+os.environ.setdefault("JAX_NUM_CPU_DEVICES", "4")
+os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+
+import pytest  # noqa: E402
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "data"
+MNIST_DIR = SHARED / "mnist"
+POKEMON_DIR = SHARED / "pokemon"
+
+
+def tiny_config(**overrides):
+  """A DCGAN small enough to compile and train in seconds."""
+  from gan_jax.config import base_config
+  c = base_config()
+  c.data.source = "digits"
+  c.data.image_size = 8
+  c.model.z_dim = 16
+  c.model.g_features = 8
+  c.model.d_features = 8
+  c.model.g_hidden = (32,)
+  c.model.d_hidden = (32,)
+  c.train.batch_size = 16
+  c.train.num_steps = 6
+  c.train.log_every = 2
+  c.train.sample_every = 4
+  c.checkpoint.every = 4
+  for key, value in overrides.items():
+    section, name = key.split(".")
+    c[section][name] = value
+  return c
+
+
+@pytest.fixture
+def tiny():
+  return tiny_config
+
+
+def needs(path):
+  return pytest.mark.skipif(not path.exists(), reason=f"{path} not present")

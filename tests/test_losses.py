@@ -1,0 +1,42 @@
+import math
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from gan_jax.losses import LOSSES, d_loss_bce, g_loss_minimax, g_loss_non_saturating
+
+
+def sig(x):
+  return 1 / (1 + math.exp(-x))
+
+
+@pytest.mark.parametrize("r,f", [(0.0, 0.0), (2.0, -1.0), (-3.0, 4.0)])
+def test_d_loss_closed_form(r, f):
+  expected = -(math.log(sig(r)) + math.log(1 - sig(f)))
+  got = d_loss_bce(jnp.array([r]), jnp.array([f]))
+  assert float(got) == pytest.approx(expected, rel=1e-6)
+
+
+def test_at_zero_logits_d_loss_is_2_log_2():
+  assert float(d_loss_bce(jnp.zeros(8), jnp.zeros(8))) == pytest.approx(2 * math.log(2), rel=1e-6)
+
+
+@pytest.mark.parametrize("f", [-5.0, 0.0, 1.5])
+def test_g_losses_closed_form(f):
+  assert float(g_loss_minimax(jnp.array([f]))) == pytest.approx(math.log(1 - sig(f)), rel=1e-6)
+  assert float(g_loss_non_saturating(jnp.array([f]))) == pytest.approx(-math.log(sig(f)), rel=1e-6)
+
+
+def test_extreme_logits_stay_finite():
+  big = jnp.array([1e4, -1e4])
+  for d_fn, g_fn in LOSSES.values():
+    assert np.isfinite(float(d_fn(big, -big))) and np.isfinite(float(d_fn(-big, big)))
+    assert np.isfinite(float(g_fn(big))) and np.isfinite(float(g_fn(-big)))
+  # a confidently rejected fake: non-saturating keeps a large loss, minimax saturates at 0
+  assert float(g_loss_non_saturating(jnp.array([-1e4]))) == pytest.approx(1e4)
+  assert float(g_loss_minimax(jnp.array([-1e4]))) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_registry_names():
+  assert set(LOSSES) == {"minimax", "non_saturating"}

@@ -1,0 +1,102 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from gan_jax import models
+from gan_jax.config import base_config
+from gan_jax.models.dcgan import DCGANDiscriminator, DCGANGenerator, dcgan_plan
+from gan_jax.models.layers import Upsample2x, upsample2x
+
+
+@pytest.mark.parametrize("size,plan", [(8, (4, 1)), (28, (7, 2)), (32, (4, 3)), (64, (4, 4))])
+def test_dcgan_plan(size, plan):
+  assert dcgan_plan(size) == plan
+
+
+@pytest.mark.parametrize("size", [3, 9, 30, 100])
+def test_dcgan_plan_rejects(size):
+  with pytest.raises(ValueError, match="image_size"):
+    dcgan_plan(size)
+
+
+@pytest.mark.parametrize("size,channels", [(28, 1), (32, 3), (64, 3)])
+def test_dcgan_shapes(size, channels):
+  G = DCGANGenerator(size, channels, base_features=8, axis_name=None)
+  D = DCGANDiscriminator(size, base_features=8, axis_name=None)
+  z = jnp.ones((3, 16))
+  gv = G.init(jax.random.PRNGKey(0), z, train=False)
+  x, _ = G.apply(gv, z, train=True, mutable=["batch_stats"])
+  assert x.shape == (3, size, size, channels)
+  assert float(jnp.max(jnp.abs(x))) <= 1.0
+  dv = D.init(jax.random.PRNGKey(1), x, train=False)
+  logits, _ = D.apply(dv, x, train=True, mutable=["batch_stats"])
+  assert logits.shape == (3,) and logits.dtype == jnp.float32
+
+
+def test_dcgan_layout_matches_radford():
+  """BatchNorm in every G layer but the output; in D all but the first."""
+  G = DCGANGenerator(28, 1, base_features=8, axis_name=None)
+  D = DCGANDiscriminator(28, base_features=8, axis_name=None)
+  gv = G.init(jax.random.PRNGKey(0), jnp.ones((1, 4)), train=False)
+  dv = D.init(jax.random.PRNGKey(0), jnp.ones((1, 28, 28, 1)), train=False)
+  assert len(gv["batch_stats"]) == 2       # after Dense and after the first up-conv
+  assert len(dv["batch_stats"]) == 1       # after the second conv only
+  assert gv["params"]["Upsample2x_0"]["kernel"].shape == (4, 4, 16, 8)
+  assert gv["params"]["Upsample2x_1"]["kernel"].shape == (4, 4, 8, 1)
+
+
+def _torch_style_conv_transpose(x, w):
+  """Reference straight from the definition out[2i - 1 + k] += x[i] * w[k]."""
+  n, h, wd, ci = x.shape
+  co = w.shape[-1]
+  out = np.zeros((n, 2 * h + 2, 2 * wd + 2, co))  # 1 px of overhang on each side
+  for i in range(h):
+    for j in range(wd):
+      for ky in range(4):
+        for kx in range(4):
+          out[:, 2 * i + ky, 2 * j + kx] += x[:, i, j] @ w[ky, kx]
+  return out[:, 1:-1, 1:-1]
+
+
+@pytest.mark.parametrize("method", ["subpixel", "transpose"])
+def test_upsample_matches_definition(method):
+  rng = np.random.default_rng(0)
+  x = rng.normal(size=(2, 3, 4, 5))
+  w = rng.normal(size=(4, 4, 5, 6))
+  got = upsample2x(jnp.asarray(x, jnp.float32), jnp.asarray(w, jnp.float32), method)
+  np.testing.assert_allclose(np.asarray(got), _torch_style_conv_transpose(x, w), atol=1e-4)
+
+
+def test_upsample_methods_same_params_and_gradients():
+  x = jax.random.normal(jax.random.PRNGKey(0), (2, 7, 7, 8))
+  a, b = Upsample2x(4, "subpixel"), Upsample2x(4, "transpose")
+  p = a.init(jax.random.PRNGKey(1), x)
+  assert jax.tree.map(jnp.shape, p) == jax.tree.map(jnp.shape, b.init(jax.random.PRNGKey(1), x))
+  loss = lambda m: (lambda p: jnp.sum(jnp.sin(m.apply(p, x))))
+  ga, gb = jax.grad(loss(a))(p), jax.grad(loss(b))(p)
+  np.testing.assert_allclose(ga["params"]["kernel"], gb["params"]["kernel"], rtol=1e-4, atol=1e-5)
+
+
+def test_mlp_shapes_and_logit():
+  c = base_config()
+  c.model.name = "mlp"
+  c.model.g_hidden, c.model.d_hidden = (32, 64), (64, 32)
+  G, D = models.build(c)
+  z = jnp.ones((5, c.model.z_dim))
+  gv = G.init(jax.random.PRNGKey(0), z)
+  x = G.apply(gv, z)
+  assert x.shape == (5, 28, 28, 1) and float(jnp.max(jnp.abs(x))) <= 1.0
+  dv = D.init(jax.random.PRNGKey(0), x)
+  assert D.apply(dv, x).shape == (5,)
+  assert gv["params"]["Dense_0"]["kernel"].shape == (c.model.z_dim, 32)
+
+
+def test_bfloat16_compute_keeps_float32_params():
+  c = base_config()
+  c.train.compute_dtype = "bfloat16"
+  G, _ = models.build(c)
+  G = G.clone(axis_name=None)
+  gv = G.init(jax.random.PRNGKey(0), jnp.ones((2, 100)), train=False)
+  assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(gv["params"]))
+  assert G.apply(gv, jnp.ones((2, 100)), train=False).dtype == jnp.float32
