@@ -1,0 +1,241 @@
+r"""Training throughput of gan_jax, optionally against an equivalent PyTorch GAN.
+
+  python scripts/benchmark.py --config=experiments/mnist.py --compare=torch
+  python scripts/benchmark.py --config=experiments/mnist.py --config.train.batch_size=256
+
+Times full training steps (config.train.d_steps D updates + one G update) with
+the real gan_jax train function (steps.make_train_fn) on the current JAX backend
+and all local devices, the dataset resident on the device. Compilation and
+warm-up are excluded. With --compare=torch the PyTorch twin in
+scripts/torch_dcgan.py (same architecture, parameter count, batch, Adam, loss and
+update order) is timed too, in blocks that alternate with the JAX blocks so that
+drift in machine load hits both sides alike; each side reports the median over
+its blocks. torch uses torch.set_num_threads(os.cpu_count()) threads, and
+XLA:CPU uses all cores by default.
+
+Data are synthetic uniform uint8 images of the config's shape (throughput does
+not depend on pixel values), so no dataset is needed; --real_data loads
+config.data instead. The last line printed is one JSON object (see `result`).
+"""
+from __future__ import annotations
+
+import json
+import os
+import resource
+import statistics
+import sys
+import time
+
+from absl import app, flags
+from ml_collections import config_flags
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [os.path.dirname(_HERE), _HERE]  # the repo (gan_jax) and scripts/
+
+FLAGS = flags.FLAGS
+config_flags.DEFINE_config_file("config", None, "Experiment config file (experiments/*.py).",
+                                lock_config=True)
+flags.DEFINE_enum("compare", "none", ["none", "torch"], "Also time this implementation.")
+flags.DEFINE_integer("steps", 50, "Training steps per timing block.")
+flags.DEFINE_integer("rounds", 5, "Timing blocks per side (alternating with --compare).")
+flags.DEFINE_integer("warmup", 5, "Untimed steps per side after compilation.")
+flags.DEFINE_bool("real_data", False, "Load config.data instead of synthetic uint8 images.")
+flags.DEFINE_integer("synthetic_examples", 10_000, "Number of synthetic images.")
+
+
+def _rss_mb() -> float:
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def _images(config):
+  import numpy as np
+  from gan_jax import data
+  if FLAGS.real_data:
+    return data.load(config.data).images
+  d = config.data
+  rng = np.random.default_rng(0)
+  return rng.integers(0, 256, (FLAGS.synthetic_examples, d.image_size, d.image_size,
+                               d.channels), dtype=np.uint8)
+
+
+class JaxSide:
+  def __init__(self, config, images):
+    import jax
+    from gan_jax import models, steps
+    from gan_jax.state import count_params, create_state, make_optimizers
+    self.jax = jax
+    self.mesh = steps.make_mesh()
+    G, D = models.build(config)
+    g_tx, d_tx = make_optimizers(config)
+    self.state = steps.replicate(create_state(config, G, D, g_tx, d_tx), self.mesh)
+    self.params = (count_params(self.state.g_params), count_params(self.state.d_params))
+    self.images = steps.replicate(images, self.mesh)
+    self.fn = steps.make_train_fn(config, G, D, g_tx, d_tx, self.mesh)
+    self.k = config.train.steps_per_call
+
+  def run(self, n: int) -> int:
+    """Runs at least n steps (whole calls of steps_per_call); returns how many."""
+    calls = -(-n // self.k)
+    for _ in range(calls):
+      self.state, _ = self.fn(self.state, self.images, self.k)
+    self.jax.block_until_ready(self.state)
+    return calls * self.k
+
+  def device_peak_mb(self):
+    stats = self.jax.local_devices()[0].memory_stats() or {}
+    peak = stats.get("peak_bytes_in_use")
+    return None if peak is None else peak / 2 ** 20
+
+
+class TorchSide:
+  def __init__(self, config, images, backend: str):
+    import torch
+    import torch_dcgan
+    torch.set_num_threads(os.cpu_count())
+    self.torch = torch
+    device = "cuda" if backend == "gpu" and torch.cuda.is_available() else "cpu"
+    if device == "cpu" and backend != "cpu":
+      print(f"warning: JAX runs on {backend} but torch on cpu; the ratio compares "
+            "different hardware", flush=True)
+    self.trainer = torch_dcgan.Trainer(config, images, device, seed=config.seed)
+    self.params = (torch_dcgan.count_params(self.trainer.G),
+                   torch_dcgan.count_params(self.trainer.D))
+    self.device = device
+
+  def run(self, n: int) -> int:
+    self.trainer.train_steps(n)
+    self.trainer.sync()
+    return n
+
+  def device_peak_mb(self):
+    if self.device != "cuda":
+      return None
+    return self.torch.cuda.max_memory_allocated() / 2 ** 20
+
+
+def _timed(side, n: int) -> float:
+  t0 = time.perf_counter()
+  done = side.run(n)
+  return done / (time.perf_counter() - t0)
+
+
+TORCH_TWINS = {"model.name": ("dcgan", "mlp"), "train.loss": ("minimax", "non_saturating"),
+               "train.compute_dtype": ("float32",)}
+
+
+def check_compare(config) -> None:
+  """Fails before any compilation when the PyTorch twin cannot mirror `config`."""
+  from gan_jax.config import ConfigError
+  for name, valid in TORCH_TWINS.items():
+    section, key = name.split(".")
+    if config[section][key] not in valid:
+      raise ConfigError(f"--compare=torch does not support config.{name}="
+                        f"{config[section][key]!r}; supported: {', '.join(valid)}")
+
+
+def benchmark(config) -> dict:
+  import jax
+  from gan_jax.config import validate
+  validate(config, jax.device_count())
+  if FLAGS.compare == "torch":
+    check_compare(config)
+  backend, devices = jax.default_backend(), jax.local_devices()
+  batch = config.train.batch_size
+  images = _images(config)
+  sides = {"jax": JaxSide(config, images)}
+  print(f"jax {jax.__version__}: {backend} x{len(devices)} ({devices[0].device_kind}); "
+        f"{config.model.name} {config.data.image_size}x{config.data.image_size}x"
+        f"{config.data.channels}, batch {batch}, d_steps {config.train.d_steps}, "
+        f"steps_per_call {config.train.steps_per_call}; G {sides['jax'].params[0]:,} / "
+        f"D {sides['jax'].params[1]:,} params; "
+        f"{'real' if FLAGS.real_data else 'synthetic'} data {images.shape}", flush=True)
+  t0 = time.perf_counter()
+  sides["jax"].run(1)
+  print(f"jax: compiled and ran the first call in {time.perf_counter() - t0:.1f} s", flush=True)
+  sides["jax"].run(FLAGS.warmup)
+  rss_jax = _rss_mb()
+  if FLAGS.compare == "torch":
+    import torch
+    sides["torch"] = TorchSide(config, images, backend)
+    print(f"torch {torch.__version__}: {sides['torch'].device}, "
+          f"torch.set_num_threads({os.cpu_count()}) (= os.cpu_count()); G "
+          f"{sides['torch'].params[0]:,} / D {sides['torch'].params[1]:,} params", flush=True)
+    assert sides["torch"].params == sides["jax"].params, (
+        f"parameter counts differ: jax (G, D) = {sides['jax'].params}, "
+        f"torch = {sides['torch'].params}")
+    print("parameter counts identical: ok", flush=True)
+    sides["torch"].run(FLAGS.warmup)
+
+  rates = {name: [] for name in sides}
+  for r in range(FLAGS.rounds):
+    for name, side in sides.items():
+      rates[name].append(_timed(side, FLAGS.steps))
+    print(f"round {r + 1}/{FLAGS.rounds}: " + ", ".join(
+        f"{name} {rates[name][-1]:.2f} steps/s" for name in sides), flush=True)
+
+  med = {name: statistics.median(v) for name, v in rates.items()}
+  jax_sps, torch_sps = med["jax"], med.get("torch")
+  result = {
+      "config": config_flags.get_config_filename(FLAGS["config"]),
+      "backend": backend,
+      "device_kind": devices[0].device_kind,
+      "devices": len(devices),
+      "batch_size": batch,
+      "model": config.model.name,
+      "image_size": config.data.image_size,
+      "data": "real" if FLAGS.real_data else "synthetic",
+      "steps_per_block": FLAGS.steps,
+      "rounds": FLAGS.rounds,
+      "jax_steps_per_sec": jax_sps,
+      "jax_images_per_sec": jax_sps * batch,
+      "jax_blocks_steps_per_sec": rates["jax"],
+      "torch_steps_per_sec": torch_sps,
+      "torch_images_per_sec": None if torch_sps is None else torch_sps * batch,
+      "torch_blocks_steps_per_sec": rates.get("torch"),
+      "torch_threads": None if torch_sps is None else sides["torch"].torch.get_num_threads(),
+      "ratio": None if torch_sps is None else jax_sps / torch_sps,
+      "g_params": sides["jax"].params[0],
+      "d_params": sides["jax"].params[1],
+      "peak_rss_mb_jax": rss_jax,
+      "peak_rss_mb": _rss_mb(),
+      "jax_peak_device_mb": None if backend == "cpu" else sides["jax"].device_peak_mb(),
+      "torch_peak_device_mb": None if torch_sps is None else sides["torch"].device_peak_mb(),
+      "versions": _versions(),
+  }
+  for name in sides:
+    print(f"{name}: median {med[name]:.2f} steps/s = {med[name] * batch:.0f} images/s "
+          f"over {FLAGS.rounds} blocks of {FLAGS.steps} steps", flush=True)
+  if torch_sps is not None:
+    print(f"ratio jax/torch: {result['ratio']:.2f}", flush=True)
+  print(f"peak host RSS: {result['peak_rss_mb']:.0f} MiB (after JAX warm-up: {rss_jax:.0f} MiB)"
+        + ("" if backend == "cpu" else f"; peak device memory: jax "
+           f"{result['jax_peak_device_mb']} MiB, torch {result['torch_peak_device_mb']} MiB"),
+        flush=True)
+  return result
+
+
+def _versions() -> dict:
+  import flax
+  import jax
+  out = {"jax": jax.__version__, "flax": flax.__version__}
+  if "torch" in sys.modules:
+    out["torch"] = sys.modules["torch"].__version__
+  return out
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  from gan_jax.config import ConfigError
+  from gan_jax.data import DataError
+  try:
+    result = benchmark(FLAGS.config)
+  except (ConfigError, DataError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(1)
+  print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+  flags.mark_flags_as_required(["config"])
+  app.run(main)

@@ -1,0 +1,113 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from gan_jax import data
+from gan_jax.data.common import DataError, convert_image
+from gan_jax.data.idx import read_idx
+from conftest import MNIST_DIR, POKEMON_DIR, needs, tiny_config
+
+MNIST_TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+
+
+def _cfg(**kw):
+  return tiny_config(**{f"data.{k}": v for k, v in kw.items()}).data
+
+
+@needs(MNIST_DIR)
+def test_idx_reads_the_real_mnist_test_set():
+  ds = data.load(_cfg(source="idx", path=str(MNIST_DIR), image_size=28, channels=1))
+  assert ds.images.shape == (10000, 28, 28, 1) and ds.images.dtype == np.uint8
+  assert np.bincount(ds.labels).tolist() == MNIST_TEST_COUNTS
+  assert ds.images.max() == 255 and ds.images.min() == 0
+  assert "t10k-images-idx3-ubyte.gz" in ds.description
+
+
+def test_idx_writes_and_reads_both_pairs(tmp_path):
+  import gzip
+  def write(name, arr, code):
+    header = bytes([0, 0, code, arr.ndim]) + b"".join(d.to_bytes(4, "big") for d in arr.shape)
+    with gzip.open(tmp_path / name, "wb") as f:
+      f.write(header + arr.tobytes())
+  imgs = np.random.default_rng(0).integers(0, 256, (5, 28, 28), dtype=np.uint8)
+  write("train-images-idx3-ubyte.gz", imgs[:3], 0x08)
+  write("train-labels-idx1-ubyte.gz", np.array([1, 2, 3], np.uint8), 0x08)
+  write("t10k-images-idx3-ubyte.gz", imgs[3:], 0x08)
+  write("t10k-labels-idx1-ubyte.gz", np.array([4, 5], np.uint8), 0x08)
+  ds = data.load(_cfg(source="idx", path=str(tmp_path), image_size=28, channels=1))
+  np.testing.assert_array_equal(ds.images[..., 0], imgs)
+  assert ds.labels.tolist() == [1, 2, 3, 4, 5]
+  # a truncated file is reported, not silently read
+  (tmp_path / "t10k-images-idx3-ubyte.gz").write_bytes(
+      __import__("gzip").compress(bytes([0, 0, 8, 3, 0, 0, 0, 9, 0, 0, 0, 28, 0, 0, 0, 28])))
+  with pytest.raises(DataError, match="truncated"):
+    read_idx(str(tmp_path / "t10k-images-idx3-ubyte.gz"))
+
+
+@needs(POKEMON_DIR)
+def test_folder_reads_the_819_pokemon_at_64px_rgb():
+  ds = data.load(_cfg(source="folder", path=str(POKEMON_DIR), image_size=64, channels=3))
+  assert ds.images.shape == (819, 64, 64, 3) and ds.images.dtype == np.uint8
+  # white backgrounds: the corner pixels are (nearly) white in most images
+  assert np.median(ds.images[:, 0, 0, :]) >= 250
+  assert ds.labels is None
+
+
+def test_folder_any_mode_and_size_and_skips_non_images(tmp_path):
+  Image.new("RGBA", (40, 20), (255, 0, 0, 0)).save(tmp_path / "transparent.png")
+  Image.new("L", (10, 30), 0).save(tmp_path / "gray.jpg")
+  Image.new("RGB", (16, 16), (0, 0, 255)).save(tmp_path / "blue.png")
+  (tmp_path / "notes.txt").write_text("not an image")
+  (tmp_path / "sub").mkdir()
+  Image.new("P", (16, 16), 0).save(tmp_path / "sub" / "palette.gif")
+  ds = data.load(_cfg(source="folder", path=str(tmp_path), image_size=8, channels=3))
+  assert ds.images.shape == (4, 8, 8, 3)
+  assert "1 non-image files skipped" in ds.description
+  by_name = dict(zip(["blue", "gray", "transparent", "sub/palette"], ds.images))
+  assert (by_name["transparent"] == 255).all()          # alpha composited on white
+  assert (by_name["blue"][..., 2] == 255).all() and (by_name["blue"][..., 0] == 0).all()
+  gray = data.load(_cfg(source="folder", path=str(tmp_path), image_size=8, channels=1))
+  assert gray.images.shape == (4, 8, 8, 1)
+
+
+def test_folder_errors(tmp_path):
+  with pytest.raises(DataError, match="config.data.path"):
+    data.load(_cfg(source="folder", path=str(tmp_path / "missing")))
+  with pytest.raises(DataError, match="is empty"):
+    data.load(_cfg(source="folder", path=str(tmp_path)))
+  (tmp_path / "a.txt").write_text("x")
+  with pytest.raises(DataError, match="none of its 1 files"):
+    data.load(_cfg(source="folder", path=str(tmp_path)))
+
+
+def test_convert_image_centre_crops():
+  im = Image.new("L", (30, 10), 0)
+  im.paste(255, (10, 0, 20, 10))  # bright middle third
+  out = convert_image(im, 10, 1)
+  assert out.shape == (10, 10, 1) and out.min() >= 250  # only the middle survives
+
+
+def test_digits():
+  ds = data.load(_cfg(source="digits", image_size=8, channels=1))
+  assert ds.images.shape == (1797, 8, 8, 1) and ds.images.max() == 255
+  assert np.bincount(ds.labels).sum() == 1797
+  big = data.load(_cfg(source="digits", image_size=16, channels=3, max_examples=100))
+  assert big.images.shape == (100, 16, 16, 3)
+
+
+def test_tfds_through_mock_data():
+  tfds = pytest.importorskip("tensorflow_datasets")
+  with tfds.testing.mock_data(num_examples=20):
+    ds = data.load(_cfg(source="tfds", name="mnist", split="train", image_size=28, channels=1))
+  assert ds.images.shape == (20, 28, 28, 1) and ds.images.dtype == np.uint8
+  assert ds.labels.shape == (20,)
+  import tensorflow as tf
+  assert tf.config.get_visible_devices("GPU") == []
+
+
+def test_import_gan_jax_does_not_import_tensorflow():
+  import subprocess, sys
+  code = ("import sys, gan_jax, gan_jax.train, gan_jax.data, gan_jax.metrics; "
+          "print('tensorflow' in sys.modules)")
+  out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+  assert out.stdout.strip() == "False"

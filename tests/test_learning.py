@@ -1,0 +1,49 @@
+"""A real learning signal on real MNIST digits (the shared 10,000-image test set).
+
+Statistic: the Frechet distance between Gaussians fitted to *pixel vectors*
+(784-dim) of 1,000 generated and 1,000 real digits. It compares the mean image
+(where strokes are) and the pixel covariance (which pixels light up together,
+i.e. stroke shape). An untrained generator emits near-uniform grey noise and
+scores high on both; matching mean brightness alone cannot lower the covariance
+term, so a large drop means G learned digit structure. We require the distance
+after 300 steps to be under half of its value at step 0 (measured here: 725 at
+step 0, 59 after 400 steps).
+"""
+import jax
+import numpy as np
+
+from gan_jax import data, models, steps
+from gan_jax.metrics.fid import fid
+from gan_jax.state import create_state, make_optimizers
+from conftest import MNIST_DIR, needs, tiny_config
+
+
+def _samples(sample_fn, state, n, z_dim, seed):
+  z = jax.random.normal(jax.random.PRNGKey(seed), (n, z_dim))
+  return np.asarray(sample_fn(state.g_params, state.g_stats, z)).reshape(n, -1)
+
+
+@needs(MNIST_DIR)
+def test_dcgan_learns_mnist_digits():
+  config = tiny_config(**{
+      "data.source": "idx", "data.path": str(MNIST_DIR), "data.image_size": 28,
+      "model.z_dim": 64, "model.g_features": 32, "model.d_features": 32,
+      "train.batch_size": 64})
+  ds = data.load(config.data)
+  mesh = steps.make_mesh(jax.devices()[:1])
+  G, D = models.build(config)
+  g_tx, d_tx = make_optimizers(config)
+  state = steps.replicate(create_state(config, G, D, g_tx, d_tx), mesh)
+  images = steps.replicate(ds.images, mesh)
+  sample_fn = steps.make_sample_fn(G)
+  real = ds.images[np.random.default_rng(0).permutation(len(ds.images))[:1000]]
+  real = real.reshape(1000, -1).astype(np.float32) / 127.5 - 1
+
+  before = fid(real, _samples(sample_fn, state, 1000, 64, 1))
+  train_fn = steps.make_train_fn(config, G, D, g_tx, d_tx, mesh)
+  for _ in range(30):
+    state, metrics = train_fn(state, images, 10)
+  after = fid(real, _samples(sample_fn, state, 1000, 64, 1))
+  print(f"pixel-space Frechet distance: step 0 {before:.1f}, step 300 {after:.1f}")
+  assert np.all(np.isfinite(np.asarray(metrics["g_loss"])))
+  assert after < 0.5 * before
