@@ -1,33 +1,48 @@
 """Orbax checkpoints of the whole TrainState plus the resolved config.
 
 * Saves are asynchronous and keep the latest `config.checkpoint.keep` steps.
-  Orbax writes each step into a temporary folder and renames it when complete,
-  so a process killed mid-save leaves the previous checkpoint intact.
+  Orbax writes each step into `<step>.orbax-checkpoint-tmp-<time>` and renames
+  it to `<step>` only when complete, so a process killed mid-save leaves the
+  previous checkpoints intact; leftover temporary folders are ignored by
+  restore and deleted when the next manager opens the folder.
 * Restores go through an abstract target (`ShapeDtypeStruct`s with shardings),
   so optax states come back as their own types, not dicts.
-* If the newest checkpoint cannot be read (truncated, corrupt), the one before
-  it is restored instead, with a warning naming both.
+* If the newest checkpoint cannot be read (truncated, corrupt), it is moved to
+  `workdir/checkpoints_corrupt/` (kept for inspection, out of Orbax's way) and
+  the one before it is restored, with a warning naming both. If none is
+  readable, `CheckpointError` stops the run rather than silently starting over.
 * Orbax stores arrays with TensorStore and the config as JSON: nothing is
   pickled, and restoring executes no code from the checkpoint.
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
+import shutil
+import time
 
 import jax
 import orbax.checkpoint as ocp
 from orbax.checkpoint.checkpoint_managers import LatestN
 
 
+class CheckpointError(RuntimeError):
+  """The workdir has checkpoints but none of them can be restored."""
+
+
 def checkpoint_dir(workdir: str) -> str:
   return os.path.join(os.path.abspath(workdir), "checkpoints")
+
+
+def corrupt_dir(workdir: str) -> str:
+  return os.path.join(os.path.abspath(workdir), "checkpoints_corrupt")
 
 
 def make_manager(workdir: str, keep: int, *, read_only: bool = False) -> ocp.CheckpointManager:
   options = ocp.CheckpointManagerOptions(
       preservation_policy=LatestN(keep), enable_async_checkpointing=not read_only,
-      create=not read_only, read_only=read_only)
+      create=not read_only, read_only=read_only, cleanup_tmp_directories=not read_only)
   return ocp.CheckpointManager(checkpoint_dir(workdir), options=options,
                                item_names=("state", "config"))
 
@@ -40,7 +55,22 @@ def existing_steps(workdir: str) -> list[int]:
   return sorted(int(n) for n in os.listdir(d) if n.isdigit())
 
 
+def saved_config(workdir: str) -> dict | None:
+  """The config the newest checkpoint was trained with (the JSON stored in
+  it), else workdir/config.json; None if neither is readable. Reads only."""
+  candidates = [os.path.join(checkpoint_dir(workdir), str(s), "config", "metadata")
+                for s in reversed(existing_steps(workdir))]
+  for path in candidates + [os.path.join(workdir, "config.json")]:
+    try:
+      with open(path) as f:
+        return json.load(f)
+    except (OSError, ValueError):
+      continue
+  return None
+
+
 def save(manager: ocp.CheckpointManager, step: int, state, config_dict: dict) -> None:
+  """Starts an asynchronous save; device arrays are copied before it returns."""
   manager.save(int(step), args=ocp.args.Composite(
       state=ocp.args.StandardSave(state), config=ocp.args.JsonSave(config_dict)), force=True)
 
@@ -49,22 +79,52 @@ def abstract(state):
   return jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
 
 
-def restore_latest(manager: ocp.CheckpointManager, target_state):
-  """(step, state, config_dict) of the newest readable checkpoint, or None.
+def _short(e: Exception) -> str:
+  msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
+  msg = msg.split(" See full TensorStore details")[0]
+  return f"{type(e).__name__}: {msg[:160]}" if msg else type(e).__name__
 
-  `target_state` supplies structure, dtypes and shardings."""
+
+def _quarantine(manager: ocp.CheckpointManager, step: int) -> str:
+  """Moves an unreadable step folder out of the checkpoints folder."""
+  src = os.path.join(str(manager.directory), str(step))
+  dst_root = os.path.join(os.path.dirname(str(manager.directory)), "checkpoints_corrupt")
+  os.makedirs(dst_root, exist_ok=True)
+  dst = os.path.join(dst_root, str(step))
+  if os.path.exists(dst):
+    dst = f"{dst}-{int(time.time())}"
+  shutil.move(src, dst)
+  return dst
+
+
+def restore_latest(manager: ocp.CheckpointManager, target_state):
+  """(step, state, config_dict) of the newest readable checkpoint, or None if
+  there is none. `target_state` supplies structure, dtypes and shardings.
+
+  Unreadable newer checkpoints are moved aside once an older one restores; if
+  none restores, raises CheckpointError and moves nothing."""
   target = abstract(target_state)
   steps = sorted(manager.all_steps(), reverse=True)
-  for i, step in enumerate(steps):
+  bad = []
+  for step in steps:
     try:
       out = manager.restore(step, args=ocp.args.Composite(
           state=ocp.args.StandardRestore(target), config=ocp.args.JsonRestore()))
+      if int(out.state.step) != step:
+        raise ValueError(f"it holds the state of step {int(out.state.step)}")
     except Exception as e:  # corrupt or truncated files surface as many error types
-      nxt = f"trying step {steps[i + 1]}" if i + 1 < len(steps) else "no older checkpoint"
-      logging.warning("checkpoint at step %d is unreadable (%s: %s); %s", step,
-                      type(e).__name__, str(e).splitlines()[0][:200] if str(e) else "", nxt)
-      print(f"warning: checkpoint at step {step} is unreadable ({type(e).__name__}); {nxt}",
-            flush=True)
+      logging.debug("checkpoint %d unreadable", step, exc_info=True)
+      bad.append((step, _short(e)))
       continue
+    for s, why in bad:
+      moved = _quarantine(manager, s)
+      print(f"warning: checkpoint at step {s} is unreadable ({why}); moved it to {moved} "
+            f"and restored step {step} instead", flush=True)
+    if bad:
+      manager.reload()
     return step, out.state, out.config
+  if bad:
+    raise CheckpointError(
+        f"none of the checkpoints in {manager.directory} can be read (step {bad[0][0]}: "
+        f"{bad[0][1]}); fix or remove them, or use a new --workdir")
   return None

@@ -5,8 +5,11 @@
 """
 from __future__ import annotations
 
+import difflib
 import json
+import math
 import os
+import socket
 
 import ml_collections
 
@@ -43,7 +46,8 @@ def _positive(config, *names: str) -> None:
     value = config
     for part in name.split("."):
       value = value[part]
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+    if (isinstance(value, bool) or not isinstance(value, (int, float))
+        or not math.isfinite(value) or value <= 0):
       raise ConfigError(f"config.{name}={value!r} must be a positive number")
 
 
@@ -71,6 +75,12 @@ def validate(config, num_devices: int = 1) -> None:
     raise ConfigError(
         f"config.train.batch_size={config.train.batch_size} is not divisible by the "
         f"{num_devices} devices; use a multiple of {num_devices}")
+  k = config.train.steps_per_call
+  for name in ("checkpoint.every", "train.sample_every"):
+    section, key = name.split(".")
+    if config[section][key] % k:
+      raise ConfigError(f"config.{name}={config[section][key]} must be a multiple of "
+                        f"config.train.steps_per_call={k} (resumed runs stay exact)")
   if config.model.name == "dcgan":
     try:
       models.dcgan_plan(config.data.image_size)
@@ -83,6 +93,65 @@ def validate(config, num_devices: int = 1) -> None:
                         f"data.source={config.data.source!r} reads its files from one")
     if not os.listdir(path):
       raise ConfigError(f"config.data.path={path!r} is an empty folder")
+
+
+def _online(host: str = "storage.googleapis.com", timeout: float = 3.0) -> bool:
+  try:
+    socket.create_connection((host, 443), timeout=timeout).close()
+    return True
+  except OSError:
+    return False
+
+
+def check_tfds_available(data_cfg) -> None:
+  """For data.source='tfds': fails in seconds, not minutes, when the dataset
+  cannot be had. TFDS retries a failed download with backoff for ~3.5 minutes,
+  so without a network we refuse unless the dataset is already prepared in
+  data_dir or manual_dir holds every source file. Writes nothing."""
+  if data_cfg.source != "tfds":
+    return
+  try:  # without TensorFlow: these checks need none, and importing it takes seconds
+    import tensorflow_datasets as tfds
+  except ImportError:
+    from gan_jax.data.tfds import import_tfds
+    import_tfds()  # raises DataError saying what to install
+    raise
+  from absl import logging as absl_logging
+  verbosity = absl_logging.get_verbosity()
+  absl_logging.set_verbosity(absl_logging.ERROR)  # "... has no dataset_info.json"
+  try:
+    _check_tfds(tfds, data_cfg)
+  finally:
+    absl_logging.set_verbosity(verbosity)
+
+
+def _check_tfds(tfds, d) -> None:
+  try:
+    builder = tfds.builder(d.name, data_dir=d.data_dir or None)
+  except tfds.core.registered.DatasetNotFoundError:
+    close = difflib.get_close_matches(
+        d.name, tfds.list_builders(with_community_datasets=False), n=3)
+    hint = (f"did you mean {', '.join(close)}?" if close
+            else "see https://www.tensorflow.org/datasets/catalog/overview")
+    raise ConfigError(f"config.data.name={d.name!r} is not a TFDS dataset; {hint}") from None
+  if builder.is_prepared():
+    return
+  try:
+    files = sorted({info.filename or url.rsplit("/", 1)[-1]
+                    for url, info in (builder.url_infos or {}).items()})
+  except Exception:  # datasets without a checksum list
+    files = []
+  missing = [f for f in files if not (d.manual_dir and
+                                      os.path.exists(os.path.join(d.manual_dir, f)))]
+  if (files and not missing) or _online():
+    return
+  where = getattr(builder, "data_dir_root", builder.data_dir)
+  need = f"({', '.join(missing)})" if missing else "(see the dataset's TFDS page)"
+  raise data.DataError(
+      f"TFDS dataset {d.name!r} is not prepared in {where} and cannot be downloaded "
+      "(no network). Either prepare it once where the internet is reachable and pass "
+      f"--config.data.data_dir=DIR, or put its source files {need} in a folder and pass "
+      "--config.data.manual_dir=DIR")
 
 
 def to_dict(config) -> dict:

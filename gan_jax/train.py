@@ -1,17 +1,26 @@
 """The training loop: build, restore, step, log, sample, save. It orchestrates
-and computes nothing itself; the maths lives in steps.py."""
+and computes nothing itself; the maths lives in steps.py.
+
+Running the same command on an existing workdir continues it exactly: the
+state is restored from the newest readable checkpoint, metrics.jsonl is cut
+back to that step, and training calls stay aligned to multiples of
+`train.steps_per_call`, so a resumed run computes bit for bit what an
+uninterrupted one does. SIGTERM/SIGINT finish the running call, save, print
+one line and return; a second signal aborts at once.
+"""
 from __future__ import annotations
 
 import json
 import os
 import signal
+import threading
 import time
 
 import jax
 import numpy as np
 
 from gan_jax import checkpoint, data, models, steps
-from gan_jax.config import ConfigError, to_dict, validate
+from gan_jax.config import ConfigError, check_tfds_available, to_dict, validate
 from gan_jax.state import count_params, create_state, make_optimizers
 from gan_jax.writers import Progress, Writer, truncate_jsonl
 
@@ -45,16 +54,23 @@ def config_drift(saved: dict, requested: dict) -> list[str]:
 
 def check_resume(config, workdir: str, force_resume: bool) -> None:
   """Refuses to resume a workdir whose saved config differs (reads only)."""
-  path = os.path.join(workdir, "config.json")
-  if not checkpoint.existing_steps(workdir) or not os.path.exists(path):
+  if not checkpoint.existing_steps(workdir):
     return
-  with open(path) as f:
-    saved = json.load(f)
+  saved = checkpoint.saved_config(workdir)
+  if saved is None:
+    return
   diffs = config_drift(saved, to_dict(config))
   if diffs and not force_resume:
     raise ConfigError(
         f"workdir {workdir} was trained with a different config ({'; '.join(diffs)}); "
         "use a new --workdir, or pass --force_resume to continue with the new values")
+
+
+def _check_workdir(workdir) -> None:
+  if not workdir:
+    raise ConfigError("--workdir is required: the folder for checkpoints, metrics and samples")
+  if os.path.exists(workdir) and not os.path.isdir(workdir):
+    raise ConfigError(f"--workdir={workdir!r} is a file; give a folder (new or existing)")
 
 
 def _write_json_atomic(path: str, obj) -> None:
@@ -63,44 +79,49 @@ def _write_json_atomic(path: str, obj) -> None:
   os.replace(path + ".tmp", path)
 
 
-def _validate_steps_per_call(config) -> None:
-  k = config.train.steps_per_call
-  for name in ("checkpoint.every", "train.sample_every"):
-    section, key = name.split(".")
-    if config[section][key] % k:
-      raise ConfigError(f"config.{name}={config[section][key]} must be a multiple of "
-                        f"config.train.steps_per_call={k}")
-
-
 class _StopFlag:
-  """Turns SIGTERM/SIGINT into a flag the loop checks after each call."""
+  """Turns the first SIGTERM/SIGINT into a flag the loop checks after each
+  call; the original handlers come back then, so a second signal aborts."""
 
   def __init__(self):
     self.signal = None
     self._old = {}
 
   def __enter__(self):
-    for s in (signal.SIGTERM, signal.SIGINT):
-      self._old[s] = signal.signal(s, self._handle)
+    if threading.current_thread() is threading.main_thread():
+      for s in (signal.SIGTERM, signal.SIGINT):
+        self._old[s] = signal.signal(s, self._handle)
     return self
 
   def _handle(self, signum, frame):
     self.signal = signal.Signals(signum).name
+    self._restore()
 
-  def __exit__(self, *exc):
+  def _restore(self):
     for s, h in self._old.items():
       signal.signal(s, h)
+    self._old = {}
+
+  def __exit__(self, *exc):
+    self._restore()
 
 
 def train_and_evaluate(config, workdir: str, *, force_resume: bool = False) -> dict:
   """Trains `config` in `workdir`, resuming from its latest checkpoint.
 
   Returns the last logged metrics. Raises ConfigError/DataError on bad input
-  (before anything is written) and NonFiniteError on divergence.
+  (before anything is written), NonFiniteError on divergence and
+  checkpoint.CheckpointError when no checkpoint in the workdir is readable.
   """
   validate(config, jax.device_count())
-  _validate_steps_per_call(config)
+  _check_workdir(workdir)
   check_resume(config, workdir, force_resume)
+  check_tfds_available(config.data)
+  with _StopFlag() as stop:
+    return _train(config, workdir, stop)
+
+
+def _train(config, workdir: str, stop: _StopFlag) -> dict:
   dataset = data.load(config.data)
   print(f"data: {dataset.description}; {dataset.images.shape[0]} images of "
         f"{dataset.images.shape[1:]}", flush=True)
@@ -116,73 +137,103 @@ def train_and_evaluate(config, workdir: str, *, force_resume: bool = False) -> d
         f"({jax.devices()[0].platform})", flush=True)
 
   manager = checkpoint.make_manager(workdir, config.checkpoint.keep)
-  restored = checkpoint.restore_latest(manager, state)
-  if restored is not None:
-    start, state, _ = restored
-    print(f"resumed from checkpoint at step {start}", flush=True)
-  else:
+  writer = None
+  try:
+    restored = checkpoint.restore_latest(manager, state)
     start = 0
-  last_good = start if restored is not None else None
-  _write_json_atomic(os.path.join(workdir, "config.json"), cfg_dict)
-  truncate_jsonl(os.path.join(workdir, "metrics.jsonl"), start)
+    if restored is not None:
+      start, state, _ = restored
+      print(f"resumed from checkpoint at step {start}", flush=True)
+    _write_json_atomic(os.path.join(workdir, "config.json"), cfg_dict)
+    truncate_jsonl(os.path.join(workdir, "metrics.jsonl"), start)
+    writer = Writer(workdir, resume_step=start)
+    last, step = _loop(config, workdir, state, start, restored is not None, dataset, mesh,
+                       (G, D, g_tx, d_tx), cfg_dict, manager, writer, stop)
+  finally:
+    manager.wait_until_finished()  # an in-flight save of a good state completes
+    if writer is not None:
+      writer.close()
+    manager.close()
+  ckpt = os.path.join(checkpoint.checkpoint_dir(workdir), str(step))
+  if stop.signal:
+    print(f"{stop.signal}: stopped at step {step}; checkpoint saved to {ckpt}", flush=True)
+  elif step == start and start:
+    print(f"already trained to step {step} (config.train.num_steps); nothing to do", flush=True)
+  return last
 
-  writer = Writer(workdir)
+
+def _loop(config, workdir, state, start, have_ckpt, dataset, mesh, models_and_opts,
+          cfg_dict, manager, writer, stop):
+  """Trains from `start` to train.num_steps (or a stop signal); returns
+  (last logged metrics, final step)."""
+  G, D, g_tx, d_tx = models_and_opts
   images = steps.replicate(dataset.images, mesh)
   train_fn = steps.make_train_fn(config, G, D, g_tx, d_tx, mesh)
   sample_fn = steps.make_sample_fn(G)
   fixed_z = jax.random.normal(jax.random.fold_in(jax.random.PRNGKey(config.seed), 7),
                               (NUM_SAMPLES, config.model.z_dim))
+  t = config.train
+  total, k_max, every = t.num_steps, t.steps_per_call, config.checkpoint.every
+  ckpt_dir = checkpoint.checkpoint_dir(workdir)
+  saved = start if have_ckpt else None   # newest step saved (or restored) this run
+  checked = start                          # newest step whose state was seen finite
+
+  def diverged(step, what):
+    where = (f"last good checkpoint: step {saved} in {os.path.join(ckpt_dir, str(saved))}"
+             if saved is not None else "no checkpoint was saved yet")
+    return NonFiniteError(f"training diverged: {what} at step {step}; {where}")
+
+  def guard(step):  # before every log line, sample grid and save
+    nonlocal checked
+    if checked == step and step != start:
+      return
+    if not bool(steps.all_finite(state)):
+      raise diverged(step, f"non-finite parameters (finite at step {checked})")
+    checked = step
+
+  def save(step):
+    nonlocal saved
+    guard(step)
+    checkpoint.save(manager, step, state, cfg_dict)
+    saved = step
 
   def write_samples(step):
     writer.samples(step, np.asarray(sample_fn(state.g_params, state.g_stats, fixed_z)))
 
-  def guard(step, what):
-    if not bool(steps.all_finite(what)):
-      where = (f"last good checkpoint: step {last_good} in {checkpoint.checkpoint_dir(workdir)}"
-               if last_good is not None else "no checkpoint was saved")
-      raise NonFiniteError(f"non-finite loss or parameters at step {step}; {where}")
-
-  t = config.train
-  total, k_max = t.num_steps, t.steps_per_call
   progress = Progress(total)
   if start == 0:
     write_samples(0)
   step, last = start, {}
-  t_mark, s_mark = None, start
-  with _StopFlag() as stop:
-    try:
-      while step < total and stop.signal is None:
-        k = min(k_max, total - step)
-        state, metrics = train_fn(state, images, k)
-        prev, step = step, step + k
-        log_steps = [s for s in range(prev + 1, step + 1) if s % t.log_every == 0 or s == total]
-        if t_mark is None:  # exclude compilation from the first throughput figure
-          jax.block_until_ready(state)
-          t_mark, s_mark = time.time(), step
-        if log_steps:
-          metrics = jax.device_get(metrics)
-          now = time.time()
-          sps = (step - s_mark) / (now - t_mark) if step > s_mark else float("nan")
-          t_mark, s_mark = now, step
-          for s in log_steps:
-            last = {name: float(v[s - prev - 1]) for name, v in metrics.items()}
-            if not np.all(np.isfinite(list(last.values()))):
-              guard(s, {"loss": np.float32(np.nan)})
-            last.update(steps_per_sec=sps, images_per_sec=sps * t.batch_size)
-            writer.scalars(s, last)
-          guard(step, state)
-          progress.line(step, last, sps)
-        if step % t.sample_every == 0 or step == total:
-          write_samples(step)
-        if step % config.checkpoint.every == 0 or step == total or stop.signal:
-          guard(step, state)
-          checkpoint.save(manager, step, state, cfg_dict)
-          last_good = step
-      manager.wait_until_finished()
-    finally:
-      writer.close()
-  if stop.signal:
-    print(f"{stop.signal}: stopped at step {step}; checkpoint saved to "
-          f"{os.path.join(checkpoint.checkpoint_dir(workdir), str(step))}", flush=True)
-  manager.close()
-  return last
+  t_loop, t_mark, s_mark = time.time(), None, start
+  while step < total and stop.signal is None:
+    k = min(k_max - step % k_max, total - step)  # calls stay aligned to multiples of k_max
+    state, metrics = train_fn(state, images, k)
+    prev, step = step, step + k
+    log_steps = [s for s in range(prev + 1, step + 1) if s % t.log_every == 0 or s == total]
+    if t_mark is None:  # exclude compilation from later throughput figures
+      jax.block_until_ready(state)
+      t_mark, s_mark = time.time(), step
+    if log_steps:
+      metrics = jax.device_get(metrics)
+      for i in range(k):
+        bad = [name for name, v in metrics.items() if not np.isfinite(v[i])]
+        if bad:
+          raise diverged(prev + 1 + i, f"non-finite {', '.join(sorted(bad))}")
+      now = time.time()
+      sps = ((step - s_mark) / (now - t_mark) if step > s_mark
+             else (step - start) / max(now - t_loop, 1e-9))  # first call: with compilation
+      t_mark, s_mark = now, step
+      for s in log_steps:
+        last = {name: float(v[s - prev - 1]) for name, v in metrics.items()}
+        last.update(steps_per_sec=sps, images_per_sec=sps * t.batch_size)
+        writer.scalars(s, last)
+      guard(step)
+      progress.line(step, last, sps)
+    if step % t.sample_every == 0 or step == total:
+      guard(step)
+      write_samples(step)
+    if step % every == 0 or step == total or stop.signal:
+      save(step)
+  if stop.signal and saved != step:  # a signal that came after this call's save check
+    save(step)
+  return last, step

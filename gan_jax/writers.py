@@ -34,14 +34,31 @@ def save_png(array_hwc: np.ndarray, path: str, upscale: int = 1) -> None:
   im.save(path)
 
 
-class Writer:
-  """Appends scalars to metrics.jsonl and TensorBoard; writes sample grids."""
+def _summary_writer_cls():
+  """tensorboardX's SummaryWriter (no TensorFlow needed). Its module imports
+  torch, when installed, only to accept torch tensors, which costs ~2.5 s and
+  hundreds of MB per run; we pass numpy, so that import is made to fail."""
+  if "tensorboardX" in sys.modules or "torch" in sys.modules:
+    from tensorboardX import SummaryWriter
+    return SummaryWriter
+  sys.modules["torch"] = None  # `import torch` raises ImportError while set
+  try:
+    from tensorboardX import SummaryWriter
+  finally:
+    del sys.modules["torch"]
+  return SummaryWriter
 
-  def __init__(self, workdir: str):
-    from tensorboardX import SummaryWriter  # no TensorFlow needed
+
+class Writer:
+  """Appends scalars to metrics.jsonl and TensorBoard; writes sample grids.
+
+  `resume_step`: TensorBoard discards events after it left by a killed run."""
+
+  def __init__(self, workdir: str, resume_step: int = 0):
     self.workdir = workdir
     self.jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a", buffering=1)
-    self.tb = SummaryWriter(os.path.join(workdir, "tensorboard"))
+    self.tb = _summary_writer_cls()(os.path.join(workdir, "tensorboard"),
+                                    purge_step=resume_step + 1 if resume_step else None)
 
   def scalars(self, step: int, values: dict) -> None:
     row = {"step": int(step), **{k: float(v) for k, v in values.items()}}
@@ -68,19 +85,21 @@ class Writer:
 
 def truncate_jsonl(path: str, last_step: int) -> None:
   """Drops rows with step > last_step (written after the checkpoint a resumed
-  run restarts from), so a resumed log has no duplicate steps."""
+  run restarts from), so a resumed log has no duplicate steps. Stops at the
+  first torn line (no newline, or not JSON) that a killed process can leave."""
   if not os.path.exists(path):
     return
-  with open(path) as f:
-    lines = f.readlines()
+  with open(path, "rb") as f:
+    lines = f.read().split(b"\n")[:-1]  # the part after the last newline is torn
   keep = []
   for line in lines:
     try:
-      if json.loads(line)["step"] <= last_step:
-        keep.append(line)
-    except (ValueError, KeyError):
-      break  # a torn last line from a killed process
-  with open(path + ".tmp", "w") as f:
+      row = json.loads(line)
+    except ValueError:
+      break
+    if isinstance(row, dict) and isinstance(row.get("step"), int) and row["step"] <= last_step:
+      keep.append(line + b"\n")
+  with open(path + ".tmp", "wb") as f:
     f.writelines(keep)
   os.replace(path + ".tmp", path)
 
@@ -92,9 +111,13 @@ class Progress:
     self.total, self.stream, self.t0 = total, stream, time.time()
 
   def line(self, step: int, m: dict, steps_per_sec: float) -> None:
-    eta = (self.total - step) / max(steps_per_sec, 1e-9)
+    if math.isfinite(steps_per_sec) and steps_per_sec > 0:
+      eta = int((self.total - step) / steps_per_sec)
+      eta_str = f"ETA {eta // 60}m{eta % 60:02d}s"
+    else:
+      eta_str = "ETA ?"
     self.stream.write(
         f"step {step}/{self.total} | d_loss {m['d_loss']:.4f} g_loss {m['g_loss']:.4f} | "
         f"D(x) {m['d_real']:.3f} D(G(z)) {m['d_fake']:.3f} | {steps_per_sec:.2f} steps/s | "
-        f"ETA {int(eta // 60)}m{int(eta % 60):02d}s\n")
+        f"{eta_str}\n")
     self.stream.flush()

@@ -1,0 +1,217 @@
+"""Bad input through the user path (`python -m gan_jax.main`): one clear line
+naming the setting, a non-zero exit, no traceback, and no workdir created.
+
+The cases fail before anything is compiled, so they are cheap; they run as
+concurrent subprocesses in one module fixture and are checked one by one.
+More settings that go through the same validation are checked in-process."""
+import concurrent.futures
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import REPO
+
+TINY = ["--config.model.z_dim=16", "--config.model.g_features=8", "--config.model.d_features=8",
+        "--config.model.g_hidden=(32,)", "--config.model.d_hidden=(32,)",
+        "--config.train.batch_size=16", "--config.train.steps_per_call=2"]
+DIGITS = "--config=experiments/digits.py"
+
+
+def env(devices=1):
+  # The shared persistent compilation cache makes the one case that trains
+  # (and tests/test_resume.py, which compiles the same program) cheap.
+  return {**os.environ, "JAX_NUM_CPU_DEVICES": str(devices), "PYTHONPATH": str(REPO),
+          "JAX_COMPILATION_CACHE_DIR": os.path.join(tempfile.gettempdir(),
+                                                    "gan_jax_tests_jax_cache"),
+          "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+          "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"}
+
+
+def _folders(root):
+  """Folders of images: none readable, some junk, and an empty one."""
+  junk = root / "junk"
+  junk.mkdir()
+  (junk / "a.txt").write_text("not an image")
+  (junk / "b.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+  mixed = root / "mixed"
+  mixed.mkdir()
+  rng = np.random.default_rng(0)
+  for i in range(256):
+    Image.fromarray(rng.integers(0, 256, (8, 8), dtype=np.uint8)).save(mixed / f"{i:03d}.png")
+  for name in ("notes.txt", "broken.jpg", "data.csv"):
+    (mixed / name).write_text("x")
+  (root / "empty").mkdir()
+  (root / "a_file").write_text("not a folder")
+  (root / "tfds_empty").mkdir()
+
+
+# name: (extra flags, devices, patterns the single error line must contain)
+CASES = {
+    "unknown model": (["--config.model.name=stylegan9"], 1,
+                      ["config.model.name='stylegan9' is unknown; valid: ", "dcgan", "mlp"]),
+    "batch not divisible by devices": (["--config.train.batch_size=6"], 4,
+                                       ["config.train.batch_size=6 is not divisible by the 4 "
+                                        "devices; use a multiple of 4"]),
+    "image size dcgan cannot make": (["--config.data.image_size=30"], 1,
+                                     ["config.data.image_size=30 cannot be produced by dcgan",
+                                      "e.g. 8, 16, 28, 32"]),
+    "missing data path": (["--config.data.source=folder", "--config.data.path={root}/nope"], 1,
+                          ["config.data.path=", "/nope' is not an existing folder"]),
+    "no readable image": (["--config.data.source=folder", "--config.data.path={root}/junk"], 1,
+                          ["none of its 2 files is a readable image"]),
+    "missing config file": (["--config=experiments/no_such_experiment.py"], 1,
+                            ["--config=experiments/no_such_experiment.py: no such file"]),
+    "unknown setting": (["--config.train.bogus_rate=3"], 1,
+                        ["--config.train.bogus_rate: the config has no such setting"]),
+    "badly typed setting": (["--config.train.batch_size=abc"], 1,
+                            ["--config.train.batch_size=abc", "invalid literal for int()"]),
+    "workdir is a file": (["--workdir={root}/a_file"], 1, ["is a file; give a folder"]),
+    "tfds offline, not prepared": (
+        ["--config=experiments/mnist.py", "--config.data.data_dir={root}/tfds_empty"], 1,
+        ["TFDS dataset 'mnist' is not prepared in ", "cannot be downloaded (no network)",
+         "--config.data.data_dir=DIR", "train-images-idx3-ubyte.gz",
+         "--config.data.manual_dir=DIR"]),
+    "tfds unknown name": (["--config=experiments/mnist.py", "--config.data.name=mnistt"], 1,
+                          ["config.data.name='mnistt' is not a TFDS dataset; did you mean mnist"]),
+}
+
+# The same validation, called in-process (main turns any ConfigError into one line,
+# as the cases above show): name -> (tiny_config overrides, patterns).
+IN_PROCESS = {
+    "unknown loss": ({"train.loss": "wasserstein9"},
+                     ["config.train.loss='wasserstein9' is unknown; valid: ", "minimax"]),
+    "unknown data source": ({"data.source": "imagenet9"},
+                            ["config.data.source='imagenet9' is unknown; valid: ", "folder"]),
+    "zero batch size": ({"train.batch_size": 0},
+                        ["config.train.batch_size=0 must be a positive number"]),
+    "negative steps": ({"train.num_steps": -5},
+                       ["config.train.num_steps=-5 must be a positive number"]),
+    "zero learning rate": ({"train.g_lr": 0.0}, ["config.train.g_lr=0.0 must be a positive"]),
+    "nan learning rate": ({"train.d_lr": float("nan")},
+                          ["config.train.d_lr=nan must be a positive number"]),
+    "zero features": ({"model.g_features": 0}, ["config.model.g_features=0 must be a positive"]),
+    "checkpoint interval vs steps_per_call": (
+        {"train.steps_per_call": 2, "checkpoint.every": 5},
+        ["config.checkpoint.every=5 must be a multiple of config.train.steps_per_call=2"]),
+    "empty data path": ({"data.source": "idx", "data.path": "{root}/empty"},
+                        ["config.data.path=", "/empty' is an empty folder"]),
+}
+
+
+def _command(root, extra, verbose=False):
+  flags = [DIGITS] + TINY + [f"--workdir={root}/workdir"]
+  for f in extra:  # replaces a flag of the same name in place (--config must come first)
+    names = [g.split("=")[0] for g in flags]
+    f = f.format(root=root)
+    if f.split("=")[0] in names:
+      flags[names.index(f.split("=")[0])] = f
+    else:
+      flags.append(f)
+  return [sys.executable, "-m", "gan_jax.main", *flags] + (["--verbose"] if verbose else [])
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+  """Runs every case (and two more) concurrently; name -> (CompletedProcess, root)."""
+  jobs = {}
+  for name, (extra, devices, _) in CASES.items():
+    jobs[name] = (extra, devices, False)
+  jobs["verbose"] = (["--config.model.name=stylegan9"], 1, True)
+  jobs["some non-images"] = (["--config.data.source=folder", "--config.data.path={root}/mixed",
+                              "--config.train.num_steps=2", "--config.train.log_every=2",
+                              "--config.train.sample_every=2", "--config.checkpoint.every=2"],
+                             1, False)
+
+  def run(name):
+    root = tmp_path_factory.mktemp(re.sub(r"\W+", "_", name))
+    _folders(root)
+    extra, devices, verbose = jobs[name]
+    t0 = time.time()
+    out = subprocess.run(_command(root, extra, verbose), cwd=REPO, env=env(devices),
+                         capture_output=True, text=True, timeout=300)
+    out.seconds = time.time() - t0
+    return out, root
+
+  with concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool:
+    return dict(zip(jobs, pool.map(run, jobs)))
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_bad_input_is_one_line_non_zero_no_traceback_and_no_workdir(results, name):
+  out, root = results[name]
+  patterns = CASES[name][2]
+  assert out.returncode != 0
+  assert "Traceback" not in out.stderr, out.stderr[-3000:]
+  errors = [l for l in out.stderr.splitlines() if l.startswith("error:")]
+  assert len(errors) == 1 and out.stderr.strip().splitlines()[-1] == errors[0], out.stderr
+  for p in patterns:
+    assert p in errors[0], errors[0]
+  assert not (root / "workdir").exists()
+  assert out.stdout.strip() == "" or name.startswith("tfds"), out.stdout
+  if name == "workdir is a file":
+    assert (root / "a_file").read_text() == "not a folder"
+
+
+@pytest.mark.parametrize("name", list(IN_PROCESS))
+def test_bad_setting_in_process(tmp_path, name):
+  from gan_jax import train
+  from gan_jax.config import ConfigError
+  from conftest import tiny_config
+  _folders(tmp_path)
+  overrides, patterns = IN_PROCESS[name]
+  config = tiny_config(**{k: v.format(root=tmp_path) if isinstance(v, str) else v
+                          for k, v in overrides.items()})
+  with pytest.raises(ConfigError) as e:
+    train.train_and_evaluate(config, str(tmp_path / "workdir"))
+  assert "\n" not in str(e.value)
+  for p in patterns:
+    assert p in str(e.value), str(e.value)
+  assert not (tmp_path / "workdir").exists()
+
+
+def test_tfds_offline_fails_fast(results):
+  # TFDS itself would retry its downloads for ~3.5 minutes; the check refuses in
+  # seconds, without importing TensorFlow.
+  out, _ = results["tfds offline, not prepared"]
+  assert out.returncode == 1 and "Retrying" not in out.stderr and out.seconds < 60
+  assert out.stderr.count("\n") == 1  # nothing but the error line
+
+
+def test_tfds_manual_dir_is_checked_for_the_source_files(tmp_path):
+  from gan_jax.config import check_tfds_available
+  from gan_jax.data import DataError
+  from conftest import tiny_config
+  d = tiny_config(**{"data.source": "tfds", "data.name": "mnist",
+                     "data.data_dir": str(tmp_path / "tfds")}).data
+  d.manual_dir = str(tmp_path / "manual")
+  os.makedirs(d.manual_dir)
+  for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+    open(os.path.join(d.manual_dir, name), "wb").close()
+  with pytest.raises(DataError, match=r"source files \(train-images-idx3-ubyte.gz, "
+                                      r"train-labels-idx1-ubyte.gz\) in a folder"):
+    check_tfds_available(d)
+  for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"):
+    open(os.path.join(d.manual_dir, name), "wb").close()
+  check_tfds_available(d)  # all there: TFDS may prepare from them without a network
+  assert not os.path.exists(tmp_path / "tfds")  # the check wrote nothing
+
+
+def test_verbose_shows_the_traceback(results):
+  out, root = results["verbose"]
+  assert out.returncode != 0 and "Traceback" in out.stderr and "ConfigError" in out.stderr
+  assert not (root / "workdir").exists()
+
+
+def test_folder_with_some_non_images_trains_and_reports_the_count(results):
+  out, root = results["some non-images"]
+  assert out.returncode == 0, out.stderr[-3000:]
+  assert re.search(r"^data: folder: 256 images from \S+ \(3 non-image files skipped\)",
+                   out.stdout, re.M), out.stdout
+  assert (root / "workdir" / "checkpoints" / "2").is_dir()

@@ -1,0 +1,200 @@
+"""Checkpoints: whole-state round trip, retention, corruption fallback, a save
+killed half-way, and no pickle anywhere."""
+import functools
+import glob
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from gan_jax import checkpoint, models, steps
+from gan_jax.state import TrainState, create_state, make_optimizers
+from conftest import REPO, tiny_config
+
+# After a failed read, Orbax's reader threads may report to an already closed event loop.
+pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+
+
+@functools.lru_cache
+def _shapes():
+  c = tiny_config()
+  G, D = models.build(c)
+  g_tx, d_tx = make_optimizers(c)
+  return jax.eval_shape(lambda: create_state(c, G, D, g_tx, d_tx))  # traces, compiles nothing
+
+
+def _state(shift=0.0, step=0):
+  """A replicated TrainState of the tiny DCGAN's structure (optax types, G's
+  BatchNorm stats) whose values depend on `shift` and `step`, so restored values
+  cannot come from the template."""
+  leaves, treedef = jax.tree.flatten(_shapes())
+  values = []
+  for i, x in enumerate(leaves):
+    if jnp.issubdtype(x.dtype, jnp.floating):
+      v = np.arange(x.size, dtype=np.float32).reshape(x.shape) * 1e-3 + shift + i
+    else:
+      v = np.full(x.shape, step, x.dtype)
+    values.append(v)
+  return steps.replicate(jax.tree.unflatten(treedef, values), steps.make_mesh())
+
+
+def _assert_same(a, b):
+  assert jax.tree.structure(a) == jax.tree.structure(b)
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+    assert x.dtype == y.dtype and x.shape == y.shape
+    np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def _save(workdir, states, keep=3):
+  m = checkpoint.make_manager(str(workdir), keep)
+  for s in states:
+    checkpoint.save(m, int(s.step), s, {"seed": int(s.step)})
+  m.wait_until_finished()
+  m.close()
+
+
+def _restore(workdir, template):
+  m = checkpoint.make_manager(str(workdir), 3)
+  try:
+    return checkpoint.restore_latest(m, template), sorted(m.all_steps())
+  finally:
+    m.close()
+
+
+def test_round_trip_restores_the_whole_state_with_optax_types(tmp_path):
+  saved = _state(shift=1.5, step=7)
+  _save(tmp_path, [saved])
+  template = _state()  # same structure, different values (shift 0, step 0)
+  (step, state, cfg), _ = _restore(tmp_path, template)
+  assert step == 7 and cfg == {"seed": 7}
+  _assert_same(state, saved)  # params, BN stats, both Adam states, step, rng
+  assert int(state.step) == 7 and state.g_stats  # G's BatchNorm statistics
+  for opt in (state.d_opt, state.g_opt):
+    assert isinstance(opt[0], optax.ScaleByAdamState), type(opt[0])
+    assert float(jnp.abs(jax.tree.leaves(opt[0].mu)[0]).min()) > 0  # not the zero template
+  for x, y in zip(jax.tree.leaves(state), jax.tree.leaves(template)):
+    assert x.sharding.is_equivalent_to(y.sharding, x.ndim)
+
+
+def test_keeps_the_last_n_and_writes_no_pickle(tmp_path):
+  _save(tmp_path, [_state(step=s) for s in range(1, 6)], keep=2)
+  assert checkpoint.existing_steps(str(tmp_path)) == [4, 5]
+  files = [p for p in glob.glob(str(tmp_path / "**" / "*"), recursive=True) if os.path.isfile(p)]
+  assert files
+  for p in files:
+    assert not p.endswith((".pkl", ".pickle", ".npy", ".npz")), p
+    with open(p, "rb") as f:
+      head = f.read(2)
+    assert not (head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")), p
+
+
+def test_package_uses_no_pickle():
+  pattern = re.compile(r"^\s*(import|from)\s+(pickle|cPickle|cloudpickle|dill|joblib)\b|"
+                       r"allow_pickle\s*=\s*True|torch\.load\(|pickle\.loads?\(", re.M)
+  hits = [f"{p}: {m.group(0).strip()}"
+          for p in glob.glob(str(REPO / "gan_jax" / "**" / "*.py"), recursive=True)
+          for m in pattern.finditer(open(p).read())]
+  assert not hits, hits
+
+
+def _trunc_data(d):
+  for p in glob.glob(f"{d}/state/**/d/*", recursive=True):
+    with open(p, "r+b") as f:
+      f.truncate(os.path.getsize(p) // 2)
+
+
+CORRUPTIONS = {
+    "truncated array data": _trunc_data,
+    "deleted array data": lambda d: [os.remove(p) for p in
+                                     glob.glob(f"{d}/state/**/d/*", recursive=True)],
+    "deleted tree metadata": lambda d: os.remove(f"{d}/state/_METADATA"),
+    "truncated config json": lambda d: open(f"{d}/config/metadata", "r+b").truncate(9),
+    "emptied step folder": lambda d: [shutil.rmtree(p) if os.path.isdir(p) else os.remove(p)
+                                      for p in glob.glob(f"{d}/*")],
+}
+
+
+@pytest.mark.parametrize("corruption", list(CORRUPTIONS))
+def test_corrupt_latest_is_reported_moved_aside_and_the_previous_restored(
+    tmp_path, capsys, corruption):
+  s1, s2 = _state(shift=1.0, step=1), _state(shift=2.0, step=2)
+  _save(tmp_path, [s1, s2])
+  CORRUPTIONS[corruption](str(tmp_path / "checkpoints" / "2"))
+  (step, state, _), left = _restore(tmp_path, _state())
+  assert step == 1 and left == [1]
+  _assert_same(state, s1)
+  out = capsys.readouterr().out
+  assert re.search(r"warning: checkpoint at step 2 is unreadable \(.+\); moved it to .*"
+                   r"checkpoints_corrupt/2 and restored step 1 instead", out), out
+  assert os.path.isdir(tmp_path / "checkpoints_corrupt" / "2")
+  # training goes on and saves step 2 again, where the corrupt one was
+  _save(tmp_path, [s2])
+  (step, state, _), _ = _restore(tmp_path, _state())
+  assert step == 2
+  _assert_same(state, s2)
+
+
+def test_no_readable_checkpoint_is_an_error_not_a_fresh_start(tmp_path):
+  _save(tmp_path, [_state(step=3)])
+  _trunc_data(str(tmp_path / "checkpoints" / "3"))
+  with pytest.raises(checkpoint.CheckpointError, match="none of the checkpoints"):
+    _restore(tmp_path, _state())
+  assert checkpoint.existing_steps(str(tmp_path)) == [3]  # left for the user to inspect
+
+
+def test_leftover_temporary_folder_is_ignored_and_cleaned_up(tmp_path):
+  s2 = _state(shift=2.0, step=2)
+  _save(tmp_path, [_state(step=1), s2])
+  tmp = tmp_path / "checkpoints" / "3.orbax-checkpoint-tmp-1700000000000000"
+  shutil.copytree(tmp_path / "checkpoints" / "2", tmp)
+  _trunc_data(str(tmp))
+  (step, state, _), left = _restore(tmp_path, _state())
+  assert step == 2 and left == [1, 2]
+  _assert_same(state, s2)
+  assert not tmp.exists()
+
+
+KILL_MID_SAVE = r"""
+import glob, os, signal, sys, time
+import jax, jax.numpy as jnp
+from gan_jax import checkpoint
+from gan_jax.state import TrainState
+wd = sys.argv[1]
+def state(step, n):
+  big = {"w": jnp.full((n,), float(step), jnp.float32) if n < 10**6 else
+         jax.random.uniform(jax.random.PRNGKey(0), (n,))}
+  return TrainState(step=jnp.asarray(step, jnp.int32), rng=jnp.zeros((2,), jnp.uint32),
+                    g_params=big, g_stats={}, d_params={}, d_stats={}, g_opt={}, d_opt={})
+m = checkpoint.make_manager(wd, 3)
+checkpoint.save(m, 1, state(1, 1000), {"step": 1})
+m.wait_until_finished()
+checkpoint.save(m, 2, state(2, 50_000_000), {"step": 2})  # 200 MB of noise: slow to write
+t0 = time.time()
+while not glob.glob(os.path.join(wd, "checkpoints", "2.orbax-checkpoint-tmp*")):
+  if os.path.isdir(os.path.join(wd, "checkpoints", "2")) or time.time() - t0 > 60:
+    sys.exit(3)  # finished (or never started) before it could be killed
+  time.sleep(0.001)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_process_killed_while_saving_keeps_the_previous_checkpoint(tmp_path):
+  env = {**os.environ, "JAX_NUM_CPU_DEVICES": "1", "PYTHONPATH": str(REPO)}
+  out = subprocess.run([sys.executable, "-c", KILL_MID_SAVE, str(tmp_path)], env=env,
+                       capture_output=True, text=True, timeout=300)
+  assert out.returncode == -9, (out.returncode, out.stderr[-2000:])
+  assert glob.glob(str(tmp_path / "checkpoints" / "2.orbax-checkpoint-tmp*"))  # torn save
+  template = TrainState(step=jnp.zeros((), jnp.int32), rng=jnp.ones((2,), jnp.uint32),
+                        g_params={"w": jnp.zeros((1000,))}, g_stats={}, d_params={},
+                        d_stats={}, g_opt={}, d_opt={})
+  (step, state, cfg), left = _restore(tmp_path, template)
+  assert step == 1 and cfg == {"step": 1} and left == [1]
+  assert float(state.g_params["w"][0]) == 1.0
+  assert not glob.glob(str(tmp_path / "checkpoints" / "*tmp*"))  # cleaned up on reopen

@@ -1,0 +1,192 @@
+"""Real `python -m gan_jax.main` processes, interrupted and resumed: the
+result must equal an uninterrupted run bit for bit. Also config drift and the
+non-finite guard. To keep this cheap the subprocesses share a persistent JAX
+compilation cache and read a small IDX file (no scikit-learn import)."""
+import gzip
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import pytest
+
+from conftest import REPO
+
+N = 64  # steps of the reference run
+FLAGS = ["--config=experiments/digits.py", "--config.data.source=idx", "--config.model.z_dim=16",
+         "--config.model.g_features=8", "--config.model.d_features=8",
+         "--config.model.g_hidden=(32,)", "--config.model.d_hidden=(32,)",
+         "--config.train.batch_size=16", f"--config.train.num_steps={N}",
+         "--config.train.steps_per_call=2", "--config.train.log_every=1",
+         "--config.train.sample_every=4", "--config.checkpoint.every=8"]
+TIMING = ("steps_per_sec", "images_per_sec")
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+  """Subprocess environment; also writes the 8x8 IDX images the runs read."""
+  folder = tmp_path_factory.mktemp("idx")
+  rng = np.random.default_rng(0)
+  images = (np.cumsum(rng.integers(0, 64, (256, 8, 8)), axis=1) % 256).astype(np.uint8)
+  with gzip.open(folder / "train-images-idx3-ubyte.gz", "wb") as f:
+    f.write(bytes([0, 0, 8, 3]) + b"".join(d.to_bytes(4, "big") for d in images.shape)
+            + images.tobytes())
+  # tests/test_bad_input.py compiles the same program into the same cache
+  return {**os.environ, "JAX_NUM_CPU_DEVICES": "1", "PYTHONPATH": str(REPO),
+          "TEST_IDX_DIR": str(folder),
+          "JAX_COMPILATION_CACHE_DIR": os.path.join(tempfile.gettempdir(),
+                                                    "gan_jax_tests_jax_cache"),
+          "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+          "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"}
+
+
+def _cmd(env, workdir, *extra):
+  return [sys.executable, "-m", "gan_jax.main", f"--workdir={workdir}", *FLAGS,
+          f"--config.data.path={env['TEST_IDX_DIR']}", *extra]
+
+
+def run(env, workdir, *extra):
+  return subprocess.run(_cmd(env, workdir, *extra), cwd=REPO, env=env, capture_output=True,
+                        text=True, timeout=600)
+
+
+def rows(workdir):
+  with open(os.path.join(workdir, "metrics.jsonl")) as f:
+    return [{k: v for k, v in json.loads(line).items() if k not in TIMING} for line in f]
+
+
+def last_step(workdir):
+  try:
+    with open(os.path.join(workdir, "metrics.jsonl"), "rb") as f:
+      done = f.read().split(b"\n")[:-1]
+    return json.loads(done[-1])["step"] if done else 0
+  except (OSError, ValueError):
+    return 0
+
+
+def interrupt(env, workdir, sig, after_step):
+  """Starts the run, sends `sig` once metrics.jsonl reaches `after_step`."""
+  p = subprocess.Popen(_cmd(env, workdir), cwd=REPO, env=env, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, text=True)
+  t0 = time.time()
+  while last_step(workdir) < after_step and p.poll() is None and time.time() - t0 < 300:
+    time.sleep(0.01)
+  assert p.poll() is None, f"finished before it could be interrupted: {p.stderr.read()[-2000:]}"
+  p.send_signal(sig)
+  out, err = p.communicate(timeout=300)
+  return p.returncode, out, err
+
+
+@pytest.fixture(scope="module")
+def reference(env, tmp_path_factory):
+  wd = tmp_path_factory.mktemp("reference") / "run"
+  out = run(env, wd)
+  assert out.returncode == 0, out.stderr[-3000:]
+  return wd, rows(wd)
+
+
+def test_interrupted_three_ways_then_resumed_equals_an_uninterrupted_run(
+    env, reference, tmp_path):
+  _, want = reference
+  assert [r["step"] for r in want] == list(range(1, N + 1))
+  wd = tmp_path / "run"
+  ckpt = wd / "checkpoints"
+
+  # 1. SIGTERM: finish the call, save, one line saying where, exit 0
+  rc, out, err = interrupt(env, wd, signal.SIGTERM, after_step=10)
+  assert rc == 0, err[-3000:]
+  lines = [l for l in out.splitlines() if "SIGTERM" in l]
+  m = re.fullmatch(r"SIGTERM: stopped at step (\d+); checkpoint saved to (\S+)", lines[-1])
+  assert len(lines) == 1 and m and out.splitlines()[-1] == lines[0], out
+  s1 = int(m.group(1))
+  assert m.group(2) == str(ckpt / str(s1)) and (ckpt / str(s1)).is_dir()
+  assert 10 <= s1 < N and s1 % 2 == 0 and last_step(wd) == s1
+
+  # 2. SIGKILL past the next checkpoint, leaving a torn last line
+  rc, out, err = interrupt(env, wd, signal.SIGKILL, after_step=s1 + 10)
+  assert rc == -signal.SIGKILL and f"resumed from checkpoint at step {s1}" in out
+  killed_at = last_step(wd)
+  assert s1 + 10 <= killed_at < N  # past the next checkpoint (every 8 steps)
+  with open(wd / "metrics.jsonl", "a") as f:
+    f.write('{"step": %d, "d_loss": 0.69' % (killed_at + 1))
+
+  # 3. SIGINT (Ctrl-C) behaves like SIGTERM
+  rc, out, err = interrupt(env, wd, signal.SIGINT, after_step=killed_at + 6)
+  assert rc == 0, err[-3000:]
+  resumed = int(re.search(r"resumed from checkpoint at step (\d+)", out).group(1))
+  # the newest save that had finished (the one after s1, unless the kill caught it mid-write)
+  assert s1 <= resumed <= killed_at and (resumed % 8 == 0 or resumed == s1)
+  m = re.search(r"^SIGINT: stopped at step (\d+); checkpoint saved to \S+$", out, re.M)
+  assert m and out.count("SIGINT") == 1 and "Traceback" not in err, (out, err[-2000:])
+  s3 = int(m.group(1))
+
+  # 4. the same command finishes the run
+  out = run(env, wd)
+  assert out.returncode == 0, out.stderr[-3000:]
+  assert f"resumed from checkpoint at step {s3}" in out.stdout
+  got = rows(wd)
+  assert [r["step"] for r in got] == list(range(1, N + 1))  # none missing or repeated
+  assert got == want  # every metric, bit for bit (floats round-trip exactly in JSON)
+  assert sorted(os.listdir(ckpt)) == [str(N - 16), str(N - 8), str(N)]  # keep=3, no tmp left
+
+
+def test_config_drift_is_refused_with_both_values_and_writes_nothing(env, reference, tmp_path):
+  wd = tmp_path / "run"
+  shutil.copytree(reference[0], wd)
+  before = {p: p.read_bytes() for p in wd.rglob("*") if p.is_file()}
+  out = run(env, wd, "--config.train.batch_size=32", "--config.model.upsample=transpose")
+  assert out.returncode == 1
+  err = out.stderr.strip().splitlines()
+  assert len(err) == 1 and "Traceback" not in out.stderr, out.stderr
+  assert "train.batch_size: 16 -> 32" in err[0] and "model.upsample: 'auto' -> 'transpose'" in err[0]
+  assert "--force_resume" in err[0]
+  assert {p: p.read_bytes() for p in wd.rglob("*") if p.is_file()} == before
+
+
+def test_divergence_stops_before_saving_and_names_the_step_and_last_good_checkpoint(
+    env, reference, tmp_path):
+  wd = tmp_path / "run"
+  shutil.copytree(reference[0], wd)
+  # num_steps and log_every may change without --force_resume; the learning rates may not.
+  # Logging and samples every 16 steps: the first check after divergence is the guard
+  # before the step N+8 save.
+  out = run(env, wd, f"--config.train.num_steps={N + 16}", "--config.train.log_every=16",
+            "--config.train.sample_every=16",
+            "--config.train.g_lr=1e30", "--config.train.d_lr=1e30", "--force_resume")
+  assert out.returncode == 1, out.stdout[-2000:]
+  assert f"resumed from checkpoint at step {N}" in out.stdout
+  err = out.stderr.strip().splitlines()[-1]
+  assert re.fullmatch(rf"error: training diverged: non-finite parameters \(finite at step {N}\) "
+                      rf"at step {N + 8}; last good checkpoint: step {N} in \S+/checkpoints/{N}",
+                      err), out.stderr[-2000:]
+  assert "Traceback" not in out.stderr
+  assert sorted(int(s) for s in os.listdir(wd / "checkpoints")) == [N - 16, N - 8, N]
+  import orbax.checkpoint as ocp
+  with ocp.CheckpointManager(wd / "checkpoints",
+                             options=ocp.CheckpointManagerOptions(read_only=True),
+                             item_names=("state", "config")) as m:
+    for step in m.all_steps():
+      state = m.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore())).state
+      leaves = [np.asarray(x) for x in __import__("jax").tree.leaves(state)]
+      assert all(np.isfinite(x).all() for x in leaves if x.dtype.kind == "f"), step
+  assert max(r["step"] for r in rows(wd)) == N  # nothing logged from the bad steps
+
+
+def test_resumable_settings_are_not_drift():
+  from gan_jax.config import to_dict
+  from gan_jax.train import config_drift
+  from conftest import tiny_config
+  saved = to_dict(tiny_config())
+  same_run = tiny_config(**{"train.num_steps": 99, "train.log_every": 3,
+                            "train.sample_every": 8, "checkpoint.every": 8,
+                            "checkpoint.keep": 9})
+  assert config_drift(saved, to_dict(same_run)) == []
+  other = tiny_config(**{"train.d_lr": 1e-3, "data.image_size": 16})
+  assert config_drift(saved, to_dict(other)) == [
+      "data.image_size: 8 -> 16", "train.d_lr: 0.0002 -> 0.001"]
