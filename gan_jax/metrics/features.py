@@ -1,0 +1,89 @@
+"""Feature extractors for the metrics, selected by name.
+
+`lenet_mnist` is a LeNet-style classifier (LeCun et al. 1998) for 28x28
+grayscale digits, trained by `scripts/train_classifier.py`; its weights ship in
+`gan_jax/metrics/weights/lenet_mnist.msgpack` (flax.serialization msgpack: raw
+arrays, no pickle, no code). The metrics use its penultimate activations as
+features and its logits for the Inception Score, as TF-GAN's `mnist_score` /
+`mnist_frechet_distance` do with their MNIST classifier.
+
+An extractor is `fn(images) -> (features, logits)` on NHWC float images in
+[-1, 1]; `EXTRACTORS[name]()` builds one. Adding an Inception extractor means
+adding an entry here; the metrics do not change.
+"""
+from __future__ import annotations
+
+import functools
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import flax.linen as nn
+from flax import serialization
+
+WEIGHTS_DIR = os.path.join(os.path.dirname(__file__), "weights")
+LENET_WEIGHTS = os.path.join(WEIGHTS_DIR, "lenet_mnist.msgpack")
+
+
+class LeNet(nn.Module):
+  """conv5-32, pool, conv5-64, pool, dense-128 (features), dense-10 (logits)."""
+  num_classes: int = 10
+  feature_dim: int = 128
+
+  @nn.compact
+  def __call__(self, x):
+    x = nn.max_pool(nn.relu(nn.Conv(32, (5, 5), padding="VALID")(x)), (2, 2), (2, 2))
+    x = nn.max_pool(nn.relu(nn.Conv(64, (5, 5), padding="VALID")(x)), (2, 2), (2, 2))
+    feats = nn.relu(nn.Dense(self.feature_dim)(x.reshape(x.shape[0], -1)))
+    return feats, nn.Dense(self.num_classes)(feats)
+
+
+def to_lenet_input(images) -> jax.Array:
+  """Any NHWC [-1, 1] images -> 28x28x1 (channel mean, bilinear resize)."""
+  x = jnp.asarray(images, jnp.float32)
+  if x.shape[-1] != 1:
+    x = jnp.mean(x, axis=-1, keepdims=True)
+  if x.shape[1:3] != (28, 28):
+    x = jax.image.resize(x, (x.shape[0], 28, 28, 1), "bilinear")
+  return x
+
+
+def save_params(params, path: str) -> None:
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  with open(path, "wb") as f:
+    f.write(serialization.msgpack_serialize(jax.device_get(params)))
+
+
+def load_params(path: str):
+  with open(path, "rb") as f:
+    return serialization.msgpack_restore(f.read())
+
+
+def lenet_mnist(weights: str = LENET_WEIGHTS, batch_size: int = 1000):
+  if not os.path.exists(weights):
+    raise FileNotFoundError(f"{weights} is missing; train it with scripts/train_classifier.py")
+  params = load_params(weights)
+  model = LeNet()
+  apply = jax.jit(lambda p, x: model.apply({"params": p}, to_lenet_input(x)))
+
+  def extract(images):
+    images = np.asarray(images)
+    feats, logits = [], []
+    for i in range(0, len(images), batch_size):
+      f, l = apply(params, images[i:i + batch_size])
+      feats.append(np.asarray(f))
+      logits.append(np.asarray(l))
+    return np.concatenate(feats), np.concatenate(logits)
+
+  return extract
+
+
+EXTRACTORS = {"lenet_mnist": lenet_mnist}
+
+
+@functools.lru_cache(maxsize=None)
+def get_extractor(name: str):
+  if name not in EXTRACTORS:
+    raise ValueError(f"unknown feature extractor {name!r}; valid: {', '.join(sorted(EXTRACTORS))}")
+  return EXTRACTORS[name]()
