@@ -24,7 +24,7 @@ import time
 
 import jax
 import orbax.checkpoint as ocp
-from orbax.checkpoint.checkpoint_managers import LatestN
+from orbax.checkpoint.checkpoint_managers import AnyPreservationPolicy, BestN, LatestN
 
 
 class CheckpointError(RuntimeError):
@@ -39,9 +39,17 @@ def corrupt_dir(workdir: str) -> str:
   return os.path.join(os.path.abspath(workdir), "checkpoints_corrupt")
 
 
-def make_manager(workdir: str, keep: int, *, read_only: bool = False) -> ocp.CheckpointManager:
+def make_manager(workdir: str, keep: int, *, best_metric: str | None = None,
+                 best_mode: str = "min", read_only: bool = False) -> ocp.CheckpointManager:
+  """Keeps the latest `keep` steps, plus the best one by `best_metric` (from
+  the metrics passed to `save`) when given."""
+  policy = LatestN(keep)
+  if best_metric:
+    policy = AnyPreservationPolicy([policy, BestN(
+        get_metric_fn=lambda m: m[best_metric], reverse=best_mode == "min", n=1,
+        keep_checkpoints_without_metrics=False)])
   options = ocp.CheckpointManagerOptions(
-      preservation_policy=LatestN(keep), enable_async_checkpointing=not read_only,
+      preservation_policy=policy, enable_async_checkpointing=not read_only,
       create=not read_only, read_only=read_only, cleanup_tmp_directories=not read_only)
   return ocp.CheckpointManager(checkpoint_dir(workdir), options=options,
                                item_names=("state", "config"))
@@ -69,10 +77,60 @@ def saved_config(workdir: str) -> dict | None:
   return None
 
 
-def save(manager: ocp.CheckpointManager, step: int, state, config_dict: dict) -> None:
-  """Starts an asynchronous save; device arrays are copied before it returns."""
+def save(manager: ocp.CheckpointManager, step: int, state, config_dict: dict,
+         metrics: dict | None = None) -> None:
+  """Starts an asynchronous save; device arrays are copied before it returns.
+  `metrics` (eval results at this step) are stored beside it for best-N."""
   manager.save(int(step), args=ocp.args.Composite(
-      state=ocp.args.StandardSave(state), config=ocp.args.JsonSave(config_dict)), force=True)
+      state=ocp.args.StandardSave(state), config=ocp.args.JsonSave(config_dict)),
+      metrics=metrics, force=True)
+
+
+def step_metrics(workdir: str, step: int) -> dict | None:
+  """The eval metrics saved with a checkpoint (JSON), or None."""
+  try:
+    with open(os.path.join(checkpoint_dir(workdir), str(step), "metrics", "metrics")) as f:
+      return json.load(f)
+  except (OSError, ValueError):
+    return None
+
+
+def resolve_step(workdir: str, which="latest", metric: str = "eval/fid",
+                 mode: str = "min") -> int:
+  """'latest', 'best' (by `metric` saved with the checkpoints) or a step number
+  -> an existing checkpoint step; CheckpointError naming the choices otherwise."""
+  steps = existing_steps(workdir)
+  if not steps:
+    raise CheckpointError(f"no checkpoints in {checkpoint_dir(workdir)}")
+  if which == "latest":
+    return steps[-1]
+  if which == "best":
+    scored = [(m[metric], s) for s in steps
+              if (m := step_metrics(workdir, s)) is not None and metric in m]
+    if not scored:
+      raise CheckpointError(f"no checkpoint in {checkpoint_dir(workdir)} has {metric!r} "
+                            "(was eval.every > 0?); use 'latest' or a step")
+    return (min(scored) if mode == "min" else max(scored))[1]
+  try:
+    step = int(which)
+  except (TypeError, ValueError):
+    raise CheckpointError(f"step={which!r} is not 'best', 'latest' or a number") from None
+  if step not in steps:
+    raise CheckpointError(f"no checkpoint at step {step}; available: "
+                          f"{', '.join(map(str, steps))}")
+  return step
+
+
+def restore_step(workdir: str, step: int, target_state):
+  """(state, config_dict) of one checkpoint, read-only. `target_state` (real
+  or abstract arrays) gives structure, dtypes and shardings."""
+  manager = make_manager(workdir, 1, read_only=True)
+  try:
+    out = manager.restore(int(step), args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(abstract(target_state)), config=ocp.args.JsonRestore()))
+  finally:
+    manager.close()
+  return out.state, out.config
 
 
 def abstract(state):

@@ -26,13 +26,16 @@ def base_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.seed = 0
   c.model = dict(name="dcgan", z_dim=100, g_features=64, d_features=64, upsample="auto",
-                 g_hidden=(256, 512, 1024), d_hidden=(1024, 512, 256))
+                 g_hidden=(256, 512, 1024), d_hidden=(1024, 512, 256), g_output="tanh",
+                 d_pack=1)
   c.data = dict(source="tfds", name="mnist", split="train", image_key="image", path="",
                 data_dir="", manual_dir="", image_size=28, channels=1, max_examples=0)
   c.train = dict(loss="non_saturating", batch_size=64, num_steps=10_000, d_steps=1,
                  g_lr=2e-4, d_lr=2e-4, b1=0.5, b2=0.999, steps_per_call=1,
-                 compute_dtype="float32", log_every=100, sample_every=500)
-  c.checkpoint = dict(every=1000, keep=3)
+                 lr_decay="none", compute_dtype="float32", log_every=100, sample_every=500)
+  # eval.every=0 turns evaluation off; num_real=0 means "as many as num_samples".
+  c.eval = dict(every=0, num_samples=1000, num_real=0, extractor="lenet_mnist", seed=0)
+  c.checkpoint = dict(every=1000, keep=3, best_metric="eval/fid", best_mode="min")
   return ml_collections.ConfigDict(c)
 
 
@@ -69,8 +72,30 @@ def validate(config, num_devices: int = 1) -> None:
   for b in ("b1", "b2"):
     if not 0 <= config.train[b] < 1:
       raise ConfigError(f"config.train.{b}={config.train[b]!r} must be in [0, 1)")
-  if config.data.channels not in (1, 3):
+  _choice("model.g_output", config.model.g_output, ("tanh", "linear"))
+  _choice("train.lr_decay", config.train.lr_decay, ("none", "linear"))
+  _choice("checkpoint.best_mode", config.checkpoint.best_mode, ("min", "max"))
+  _positive(config, "model.d_pack", "eval.num_samples")
+  if config.data.source == "toy":
+    if (config.data.image_size, config.data.channels, config.model.name) != (1, 2, "mlp"):
+      raise ConfigError("data.source='toy' needs config.data.image_size=1, "
+                        "config.data.channels=2 and config.model.name='mlp' (2-D points)")
+  elif config.data.channels not in (1, 3):
     raise ConfigError(f"config.data.channels={config.data.channels!r} must be 1 or 3")
+  local = config.train.batch_size // num_devices
+  if config.model.d_pack > 1 and (config.model.name != "mlp" or local % config.model.d_pack):
+    raise ConfigError(f"config.model.d_pack={config.model.d_pack} needs model.name='mlp' and "
+                      f"a per-device batch ({local}) divisible by it")
+  if config.eval.every < 0 or config.eval.every % config.train.steps_per_call:
+    raise ConfigError(f"config.eval.every={config.eval.every} must be 0 (off) or a positive "
+                      f"multiple of config.train.steps_per_call={config.train.steps_per_call}")
+  if config.eval.every:
+    from gan_jax.evaluate import eval_keys  # no TensorFlow, no weights loaded
+    from gan_jax.metrics.features import EXTRACTORS
+    if config.data.source != "toy":
+      _choice("eval.extractor", config.eval.extractor, EXTRACTORS)
+    if config.checkpoint.best_metric:
+      _choice("checkpoint.best_metric", config.checkpoint.best_metric, eval_keys(config))
   if config.train.batch_size % num_devices:
     raise ConfigError(
         f"config.train.batch_size={config.train.batch_size} is not divisible by the "

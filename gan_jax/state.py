@@ -22,8 +22,18 @@ class TrainState:
 
 
 def make_optimizers(config) -> tuple[optax.GradientTransformation, optax.GradientTransformation]:
+  """Adam for G and D. train.lr_decay='linear' decays each learning rate
+  linearly to 0 over train.num_steps updates of that network (as in SNGAN,
+  Miyato et al. 2018); 'none' keeps it constant."""
   t = config.train
-  return (optax.adam(t.g_lr, b1=t.b1, b2=t.b2), optax.adam(t.d_lr, b1=t.b1, b2=t.b2))
+
+  def lr(base, updates):
+    if t.lr_decay == "linear":
+      return optax.linear_schedule(base, 0.0, updates)
+    return base
+
+  return (optax.adam(lr(t.g_lr, t.num_steps), b1=t.b1, b2=t.b2),
+          optax.adam(lr(t.d_lr, t.num_steps * t.d_steps), b1=t.b1, b2=t.b2))
 
 
 def create_state(config, G, D, g_tx, d_tx) -> TrainState:
@@ -32,7 +42,8 @@ def create_state(config, G, D, g_tx, d_tx) -> TrainState:
   k_g, k_d, k_run = jax.random.split(key, 3)
   d = config.data
   z = jnp.zeros((1, config.model.z_dim), jnp.float32)
-  x = jnp.zeros((1, d.image_size, d.image_size, d.channels), jnp.float32)
+  x = jnp.zeros((config.model.get("d_pack", 1), d.image_size, d.image_size, d.channels),
+                jnp.float32)
   g_vars = G.init(k_g, z, train=False)
   d_vars = D.init(k_d, x, train=False)
   g_params, d_params = g_vars["params"], d_vars["params"]

@@ -25,6 +25,7 @@ from gan_jax.losses import LOSSES
 from gan_jax.state import TrainState
 
 AXIS = "batch"
+CONV_MODELS = ("dcgan",)
 
 
 def _local_slice(x, local: int):
@@ -32,10 +33,13 @@ def _local_slice(x, local: int):
   return jax.lax.dynamic_slice_in_dim(x, jax.lax.axis_index(AXIS) * local, local)
 
 
-def draw_real(images_u8, key, global_batch: int, local: int):
-  """A uniformly drawn batch (with replacement), scaled to [-1, 1]."""
-  idx = _local_slice(jax.random.randint(key, (global_batch,), 0, images_u8.shape[0]), local)
-  return images_u8[idx].astype(jnp.float32) * (2.0 / 255.0) - 1.0
+def draw_real(images, key, global_batch: int, local: int):
+  """A uniformly drawn batch (with replacement); uint8 images are scaled to
+  [-1, 1], float data (the 2-D toy points) is used as it is."""
+  idx = _local_slice(jax.random.randint(key, (global_batch,), 0, images.shape[0]), local)
+  if images.dtype == jnp.uint8:
+    return images[idx].astype(jnp.float32) * (2.0 / 255.0) - 1.0
+  return images[idx].astype(jnp.float32)
 
 
 def draw_z(key, global_batch: int, local: int, z_dim: int):
@@ -108,11 +112,11 @@ def train_steps(state: TrainState, images_u8, *, config, G, D, g_tx, d_tx,
     state, g_metrics = g_step(state, z, G=G, D=D, g_tx=g_tx, loss=t.loss)
     return state.replace(step=state.step + 1), {**metrics, **g_metrics}
 
-  if jax.default_backend() != "cpu":
+  if jax.default_backend() != "cpu" or config.model.name not in CONV_MODELS:
     return jax.lax.scan(one, state, None, length=num_steps)
   # XLA:CPU runs convolutions inside a while loop 10-20x slower than at top
   # level (measured here: a conv weight gradient took 30 ms plain and 320-660 ms
-  # inside lax.scan/fori_loop), so on CPU the K steps are unrolled instead.
+  # inside lax.scan/fori_loop), so conv models unroll the K steps on CPU.
   outs = []
   for _ in range(num_steps):
     state, m = one(state, None)

@@ -136,7 +136,9 @@ def _train(config, workdir: str, stop: _StopFlag) -> dict:
         f"D {count_params(state.d_params):,} params; {mesh.size} device(s) "
         f"({jax.devices()[0].platform})", flush=True)
 
-  manager = checkpoint.make_manager(workdir, config.checkpoint.keep)
+  manager = checkpoint.make_manager(
+      workdir, config.checkpoint.keep, best_mode=config.checkpoint.best_mode,
+      best_metric=config.checkpoint.best_metric if config.eval.every else None)
   writer = None
   try:
     restored = checkpoint.restore_latest(manager, state)
@@ -191,13 +193,20 @@ def _loop(config, workdir, state, start, have_ckpt, dataset, mesh, models_and_op
       raise diverged(step, f"non-finite parameters (finite at step {checked})")
     checked = step
 
-  def save(step):
+  def save(step, metrics=None):
     nonlocal saved
     guard(step)
-    checkpoint.save(manager, step, state, cfg_dict)
+    checkpoint.save(manager, step, state, cfg_dict, metrics)
     saved = step
 
+  evaluator = None
+  if config.eval.every:
+    from gan_jax.evaluate import Evaluator  # metrics and extractor only when asked for
+    evaluator = Evaluator(config, dataset.images, workdir)
+
   def write_samples(step):
+    if config.data.source == "toy":  # 2-D points: eval/scatter_<step>.png shows them
+      return
     writer.samples(step, np.asarray(sample_fn(state.g_params, state.g_stats, fixed_z)))
 
   progress = Progress(total)
@@ -232,8 +241,18 @@ def _loop(config, workdir, state, start, have_ckpt, dataset, mesh, models_and_op
     if step % t.sample_every == 0 or step == total:
       guard(step)
       write_samples(step)
-    if step % every == 0 or step == total or stop.signal:
-      save(step)
+    results = None
+    if evaluator is not None and (step % config.eval.every == 0 or step == total):
+      guard(step)
+      t_eval = time.time()
+      results = evaluator(lambda z: sample_fn(state.g_params, state.g_stats, z), step)
+      writer.scalars(step, results)
+      print(f"eval at step {step}: " + ", ".join(
+          f"{k[5:]} {v:.4g}" for k, v in results.items()), flush=True)
+      if t_mark is not None:
+        t_mark += time.time() - t_eval  # keep evaluation out of steps/s
+    if step % every == 0 or step == total or stop.signal or results is not None:
+      save(step, results)
   if stop.signal and saved != step:  # a signal that came after this call's save check
     save(step)
   return last, step

@@ -5,6 +5,7 @@ from gan_jax.data.common import DataError, Dataset
 from gan_jax.data.digits import load_digits
 from gan_jax.data.folder import load_folder
 from gan_jax.data.idx import load_idx
+from gan_jax.data.toy import load_toy
 
 
 def _tfds(cfg):
@@ -12,7 +13,8 @@ def _tfds(cfg):
   return load_tfds(cfg)
 
 
-SOURCES = {"tfds": _tfds, "idx": load_idx, "folder": load_folder, "digits": load_digits}
+SOURCES = {"tfds": _tfds, "idx": load_idx, "folder": load_folder, "digits": load_digits,
+           "toy": load_toy}
 
 
 def load(data_cfg) -> Dataset:

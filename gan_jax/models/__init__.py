@@ -14,8 +14,8 @@ def _mlp(config):
   d, m = config.data, config.model
   dtype = DTYPES[config.train.compute_dtype]
   shape = (d.image_size, d.image_size, d.channels)
-  return (MLPGenerator(shape, tuple(m.g_hidden), dtype=dtype),
-          MLPDiscriminator(tuple(m.d_hidden), dtype=dtype))
+  return (MLPGenerator(shape, tuple(m.g_hidden), m.get("g_output", "tanh"), dtype=dtype),
+          MLPDiscriminator(tuple(m.d_hidden), m.get("d_pack", 1), dtype=dtype))
 
 
 def _dcgan(config):

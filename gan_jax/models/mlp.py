@@ -15,6 +15,7 @@ import flax.linen as nn
 class MLPGenerator(nn.Module):
   image_shape: tuple[int, int, int]
   hidden: Sequence[int] = (256, 512, 1024)
+  output: str = "tanh"   # "linear" for unbounded data such as the 2-D toy points
   dtype: Any = jnp.float32
 
   @nn.compact
@@ -23,17 +24,21 @@ class MLPGenerator(nn.Module):
     for h in self.hidden:
       x = nn.relu(nn.Dense(h, dtype=self.dtype)(x))
     size = self.image_shape[0] * self.image_shape[1] * self.image_shape[2]
-    x = jnp.tanh(nn.Dense(size, dtype=self.dtype)(x).astype(jnp.float32))
+    x = nn.Dense(size, dtype=self.dtype)(x).astype(jnp.float32)
+    x = jnp.tanh(x) if self.output == "tanh" else x
     return x.reshape((z.shape[0],) + tuple(self.image_shape))
 
 
 class MLPDiscriminator(nn.Module):
+  """With pack=m, D judges m samples at once, concatenated (PacGAN, Lin et al.
+  2018), and returns N/m logits; packing penalises mode collapse."""
   hidden: Sequence[int] = (1024, 512, 256)
+  pack: int = 1
   dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x, train: bool = True):
-    x = x.reshape(x.shape[0], -1).astype(self.dtype)
+    x = x.reshape(x.shape[0] // self.pack, -1).astype(self.dtype)
     for h in self.hidden:
       x = nn.leaky_relu(nn.Dense(h, dtype=self.dtype)(x), 0.2)
     return nn.Dense(1, dtype=self.dtype)(x)[:, 0].astype(jnp.float32)

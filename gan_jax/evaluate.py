@@ -1,0 +1,114 @@
+"""Evaluation of a generator against real data, used during training and by
+scripts/evaluate.py.
+
+* Images: features and logits from a named extractor (metrics/features.py),
+  then FID, KID, IS, precision/recall and density/coverage (metrics/). The real
+  features are computed once per Evaluator and reused.
+* 2-D toy mixtures: modes captured, high-quality fraction and reverse KL
+  (metrics/modes.py), plus a scatter plot of samples against the modes.
+
+Generated samples always come from the same latent seed (`config.eval.seed`),
+so differences between evaluation steps are not sampling noise in z.
+"""
+from __future__ import annotations
+
+import os
+
+import jax
+import numpy as np
+
+from gan_jax import metrics
+from gan_jax.data.toy import mixture
+from gan_jax.metrics.features import get_extractor
+from gan_jax.metrics.modes import mode_metrics
+
+IMAGE_METRICS = ("fid", "kid", "is", "precision_recall", "density_coverage")
+# What an evaluation logs, per kind of data (checkpoint.best_metric must be one).
+IMAGE_KEYS = tuple(f"eval/{k}" for k in ("fid", "kid", "kid_std", "is", "is_std", "precision",
+                                         "recall", "density", "coverage"))
+TOY_KEYS = ("eval/modes", "eval/hq_fraction", "eval/reverse_kl")
+
+
+def eval_keys(config) -> tuple[str, ...]:
+  return TOY_KEYS if config.data.source == "toy" else IMAGE_KEYS
+
+
+def generate(sample_fn, n: int, z_dim: int, seed: int, batch_size: int = 500) -> np.ndarray:
+  """n samples from `sample_fn(z)` in batches, deterministic in `seed`."""
+  key = jax.random.PRNGKey(seed)
+  out = []
+  for i in range(0, n, batch_size):
+    z = jax.random.normal(jax.random.fold_in(key, i // batch_size), (batch_size, z_dim))
+    out.append(np.asarray(sample_fn(z)))
+  return np.concatenate(out)[:n]
+
+
+def real_images(dataset_images: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
+  """n real images in [-1, 1] (a seeded subset), float32."""
+  idx = np.random.default_rng(seed).permutation(len(dataset_images))[:n]
+  x = dataset_images[np.sort(idx)]
+  return x.astype(np.float32) / 127.5 - 1 if x.dtype == np.uint8 else x.astype(np.float32)
+
+
+class Evaluator:
+  """`evaluator(sample_fn, step) -> {'eval/<name>': value}`."""
+
+  def __init__(self, config, dataset_images: np.ndarray, workdir: str | None = None):
+    self.config, self.workdir = config, workdir
+    e = config.eval
+    self.toy = config.data.source == "toy"
+    if self.toy:
+      self.modes, self.sigma = mixture(config.data.name)
+    else:
+      self.extract = get_extractor(e.extractor)
+      real = real_images(dataset_images, e.num_real or e.num_samples, seed=e.seed)
+      self.real_feats, self.real_logits = self.extract(real)
+
+  def __call__(self, sample_fn, step: int) -> dict:
+    e = self.config.eval
+    fake = generate(sample_fn, e.num_samples, self.config.model.z_dim, e.seed)
+    if self.toy:
+      out = mode_metrics(fake.reshape(len(fake), 2), self.modes, self.sigma)
+      if self.workdir:
+        scatter_png(fake.reshape(len(fake), 2), self.modes, self.sigma, out,
+                    os.path.join(self.workdir, "eval", f"scatter_{step:08d}.png"), step)
+    else:
+      feats, logits = self.extract(fake)
+      out = metrics.compute(IMAGE_METRICS, self.real_feats, feats,
+                            real_logits=self.real_logits, fake_logits=logits, rng=e.seed)
+    return {f"eval/{k}": float(v) for k, v in out.items()}
+
+
+def real_vs_real(config, dataset_images: np.ndarray, n: int) -> dict:
+  """Every image metric between two disjoint halves of the real data: the
+  noise floor this sample size allows."""
+  extract = get_extractor(config.eval.extractor)
+  x = real_images(dataset_images, min(2 * n, len(dataset_images)), seed=config.eval.seed)
+  half = len(x) // 2
+  fa, la = extract(x[:half])
+  fb, lb = extract(x[half:2 * half])
+  out = metrics.compute(IMAGE_METRICS, fa, fb, real_logits=la, fake_logits=lb,
+                        rng=config.eval.seed)
+  return {f"eval/{k}": float(v) for k, v in out.items()}
+
+
+def scatter_png(points, modes, sigma, values: dict, path: str, step: int) -> None:
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  fig, ax = plt.subplots(figsize=(5, 5), dpi=100)
+  ax.scatter(points[:, 0], points[:, 1], s=2, alpha=0.4, c="tab:blue", label="generated")
+  for m in modes:
+    ax.add_patch(plt.Circle(m, 3 * sigma, fill=False, color="tab:red", lw=1))
+  ax.scatter(modes[:, 0], modes[:, 1], s=12, c="tab:red", marker="x", label="modes (3σ circles)")
+  lim = np.abs(modes).max() + 1.0
+  ax.set_xlim(-lim, lim)
+  ax.set_ylim(-lim, lim)
+  ax.set_aspect("equal")
+  ax.set_title(f"step {step}: {values['modes']}/{len(modes)} modes, "
+               f"{100 * values['hq_fraction']:.1f}% HQ, rKL {values['reverse_kl']:.3f}")
+  ax.legend(loc="upper right", fontsize=7)
+  fig.tight_layout()
+  fig.savefig(path)
+  plt.close(fig)

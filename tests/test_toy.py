@@ -1,0 +1,52 @@
+import json
+
+import numpy as np
+import pytest
+
+from gan_jax import data
+from gan_jax.config import ConfigError, validate
+from gan_jax.data.toy import mixture
+from conftest import tiny_config
+
+
+def toy_config(name="ring8", **kw):
+  c = tiny_config(**{"data.source": "toy", "data.name": name, "data.image_size": 1,
+                     "data.channels": 2, "model.name": "mlp", "model.g_output": "linear",
+                     "data.max_examples": 5000, **kw})
+  return c
+
+
+@pytest.mark.parametrize("name,n_modes,radius", [("ring8", 8, 2.0), ("grid25", 25, 4 * 2 ** 0.5)])
+def test_mixtures(name, n_modes, radius):
+  modes, sigma = mixture(name)
+  assert modes.shape == (n_modes, 2)
+  assert np.max(np.linalg.norm(modes, axis=1)) == pytest.approx(radius)
+  ds = data.load(toy_config(name).data)
+  pts = ds.images.reshape(-1, 2)
+  assert ds.images.shape == (5000, 1, 1, 2) and ds.images.dtype == np.float32
+  d = np.linalg.norm(pts[:, None] - modes[None], axis=-1).min(1)
+  assert np.mean(d < 3 * sigma) > 0.98
+  assert np.bincount(ds.labels, minlength=n_modes).min() > 5000 / n_modes * 0.7
+
+
+def test_toy_needs_the_2d_mlp():
+  with pytest.raises(ConfigError, match="data.source='toy' needs"):
+    validate(toy_config(**{"model.name": "dcgan"}))
+  validate(toy_config())
+  with pytest.raises(ConfigError, match="best_metric='eval/fid' is unknown; valid: eval/hq"):
+    validate(toy_config(**{"eval.every": 10}))
+
+
+def test_toy_run_writes_mode_metrics_and_scatter(tmp_path):
+  from gan_jax.train import train_and_evaluate
+  c = toy_config(**{"train.num_steps": 4, "eval.every": 2, "eval.num_samples": 500,
+                    "model.d_pack": 2, "train.batch_size": 16,
+                    "checkpoint.best_metric": "eval/reverse_kl"})
+  train_and_evaluate(c, str(tmp_path))
+  rows = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+  evals = [r for r in rows if "eval/modes" in r]
+  assert [r["step"] for r in evals] == [2, 4]
+  for r in evals:
+    assert 0 <= r["eval/modes"] <= 8 and 0 <= r["eval/hq_fraction"] <= 1
+    assert r["eval/reverse_kl"] >= 0
+  assert (tmp_path / "eval" / "scatter_00000004.png").stat().st_size > 5000
