@@ -50,6 +50,8 @@ def make_manager(workdir: str, keep: int, *, best_metric: str | None = None,
         keep_checkpoints_without_metrics=False)])
   options = ocp.CheckpointManagerOptions(
       preservation_policy=policy, enable_async_checkpointing=not read_only,
+      # best_fn also makes Orbax write the metrics beside each step (<step>/metrics)
+      best_fn=(lambda m: m[best_metric]) if best_metric else None, best_mode=best_mode,
       create=not read_only, read_only=read_only, cleanup_tmp_directories=not read_only)
   return ocp.CheckpointManager(checkpoint_dir(workdir), options=options,
                                item_names=("state", "config"))

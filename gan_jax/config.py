@@ -179,6 +179,20 @@ def _check_tfds(tfds, d) -> None:
       "--config.data.manual_dir=DIR")
 
 
+def from_dict(saved: dict) -> ml_collections.ConfigDict:
+  """A saved (JSON) config on top of today's defaults, so runs saved before a
+  setting existed load with that setting's default."""
+  def merge(base, new):
+    for k, v in new.items():
+      if isinstance(v, dict) and isinstance(base.get(k), ml_collections.ConfigDict):
+        merge(base[k], v)
+      else:
+        base[k] = tuple(v) if isinstance(v, list) else v
+  c = base_config()
+  merge(c, saved)
+  return c
+
+
 def to_dict(config) -> dict:
   """A JSON-round-trippable plain dict (tuples become lists)."""
   return json.loads(config.to_json())

@@ -1,0 +1,60 @@
+"""Evaluation in training (eval rows, best checkpoint) and scripts/evaluate.py."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from gan_jax import checkpoint
+from gan_jax.train import train_and_evaluate
+from conftest import REPO, tiny_config
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+  wd = tmp_path_factory.mktemp("eval_run")
+  c = tiny_config(**{"train.num_steps": 8, "checkpoint.every": 8, "checkpoint.keep": 1,
+                     "eval.every": 4, "eval.num_samples": 200})
+  train_and_evaluate(c, str(wd))
+  return wd
+
+
+def test_eval_rows_and_best_checkpoint(run):
+  rows = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
+  evals = {r["step"]: r for r in rows if "eval/fid" in r}
+  assert sorted(evals) == [4, 8]
+  for r in evals.values():
+    assert r["eval/fid"] > 0 and 0 <= r["eval/precision"] <= 1 and 0 <= r["eval/coverage"] <= 1
+    assert r["eval/is"] >= 1
+  best = min(evals, key=lambda s: evals[s]["eval/fid"])
+  # keep=1 keeps the latest; the best by eval/fid is kept as well
+  assert best in checkpoint.existing_steps(str(run)) and 8 in checkpoint.existing_steps(str(run))
+  assert checkpoint.resolve_step(str(run), "best") == best
+  assert checkpoint.step_metrics(str(run), best)["eval/fid"] == pytest.approx(evals[best]["eval/fid"])
+
+
+def _evaluate(wd, *flags):
+  env = {**os.environ, "JAX_NUM_CPU_DEVICES": "1", "PYTHONPATH": str(REPO)}
+  return subprocess.run([sys.executable, "scripts/evaluate.py", f"--workdir={wd}", *flags],
+                        cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_evaluate_script_with_floor_and_untrained_baseline(run):
+  out = _evaluate(run, "--step=latest", "--num_samples=200", "--real_vs_real")
+  assert out.returncode == 0, out.stderr[-2000:]
+  res = json.loads((run / "eval" / "step_8.json").read_text())
+  assert res["num_samples"] == 200
+  assert set(res["metrics"]) >= {"eval/fid", "eval/kid", "eval/precision", "eval/recall"}
+  assert res["real_vs_real"]["eval/fid"] < res["metrics"]["eval/fid"]
+  assert "real vs real" in out.stdout
+  init = _evaluate(run, "--step=init", "--num_samples=200")
+  assert init.returncode == 0, init.stderr[-2000:]
+  res0 = json.loads((run / "eval" / "step_init.json").read_text())
+  assert res0["metrics"]["eval/fid"] > res["metrics"]["eval/fid"]
+
+
+def test_evaluate_script_bad_step(run):
+  out = _evaluate(run, "--step=12345")
+  assert out.returncode != 0
+  assert "no checkpoint at step 12345" in out.stderr and "Traceback" not in out.stderr
