@@ -1,0 +1,105 @@
+"""Matplotlib figures for analysing a run: image grids, metric curves and
+nearest-neighbour tables. Every function returns a `matplotlib.figure.Figure`
+made without pyplot (no global state, no backend chosen, nothing shown);
+notebooks display it with `display(fig)`, anything can `fig.savefig(path)`.
+Images are NHWC float arrays in [-1, 1].
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def _figure(width: float, height: float):
+  from matplotlib.figure import Figure  # no pyplot: no global state, no backend
+  return Figure(figsize=(width, height), dpi=100, layout="constrained")
+
+
+def plot_grid(images, ncols: int | None = None, title: str | None = None,
+              scale: float | None = None):
+  """A grid of [-1, 1] NHWC images as one Figure; `scale` screen px per image
+  px (by default about 500 px along the longer side)."""
+  from gan_jax.writers import image_grid
+  grid = image_grid(np.asarray(images), ncols)
+  h, w = grid.shape[:2]
+  scale = scale or max(1.0, 500 / max(h, w))
+  fig = _figure(max(w * scale / 100, 1.5), max(h * scale / 100, 1.0) + (0.3 if title else 0))
+  ax = fig.add_subplot()
+  ax.imshow(grid[..., 0] if grid.shape[-1] == 1 else grid, cmap="gray", vmin=0, vmax=255,
+            interpolation="nearest")
+  ax.set_axis_off()
+  if title:
+    ax.set_title(title, fontsize=9)
+  return fig
+
+
+TRAIN_PANELS = {"losses": ("d_loss", "g_loss"), "D outputs": ("d_real", "d_fake")}
+
+
+def plot_curves(metrics, which: str = "all", panels: dict | None = None,
+                title: str | None = None):
+  """Metrics (a DataFrame with a 'step' column) against step. `which`:
+  'train' (losses; mean D(x) and D(G(z))), 'eval' (one panel per eval/*
+  metric, with a +-std band where an eval/*_std column exists) or 'all'; or
+  explicit `panels` ({panel title: [columns]})."""
+  if which not in ("all", "train", "eval"):
+    raise ValueError(f"which={which!r} is unknown; valid: all, train, eval")
+  if panels is None:
+    panels = dict(TRAIN_PANELS) if which != "eval" else {}
+    if which != "train":
+      panels.update({c[5:]: (c,) for c in metrics.columns
+                     if c.startswith("eval/") and not c.endswith("_std")})
+  panels = {t: [c for c in cols if c in metrics.columns and metrics[c].notna().any()]
+            for t, cols in panels.items()}
+  panels = {t: cols for t, cols in panels.items() if cols}
+  ncols = min(3, max(len(panels), 1))
+  nrows = max(1, -(-len(panels) // ncols))
+  fig = _figure(4 * ncols, 2.8 * nrows)
+  if title:
+    fig.suptitle(title)
+  if not panels:
+    ax = fig.add_subplot()
+    ax.text(0.5, 0.5, f"no {'' if which == 'all' else which + ' '}metrics to plot",
+            ha="center", va="center")
+    ax.set_axis_off()
+    return fig
+  for n, (t, cols) in enumerate(panels.items()):
+    ax = fig.add_subplot(nrows, ncols, n + 1)
+    for c in cols:
+      d = metrics[["step", c]].dropna()
+      std = c + "_std"
+      marker = "o" if len(d) < 30 else None
+      ax.plot(d["step"], d[c], label=c, marker=marker, lw=1)
+      if std in metrics.columns:
+        s = metrics.loc[d.index, std].fillna(0)
+        ax.fill_between(d["step"], d[c] - s, d[c] + s, alpha=0.2)
+    ax.set_title(t, fontsize=10)
+    ax.set_xlabel("step")
+    ax.grid(alpha=0.3)
+    if len(cols) > 1:
+      ax.legend(fontsize=8)
+  return fig
+
+
+def plot_neighbors(samples, real, indices, distances=None, title: str | None = None):
+  """Each row: a sample, then its nearest real images (distance above each)."""
+  n, k = indices.shape
+  fig = _figure(1.1 * (k + 1) + 0.2, 1.15 * n + (0.3 if title else 0))
+  if title:
+    fig.suptitle(title, fontsize=10)
+  for r in range(n):
+    row = [samples[r]] + [real[j] for j in indices[r]]
+    for c, img in enumerate(row):
+      ax = fig.add_subplot(n, k + 1, r * (k + 1) + c + 1)
+      img = np.clip((np.asarray(img) + 1) / 2, 0, 1)
+      ax.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray", vmin=0, vmax=1,
+                interpolation="nearest")
+      ax.set_xticks([])
+      ax.set_yticks([])
+      if c == 0:
+        if r == 0:
+          ax.set_title("sample", fontsize=7, color="tab:red")
+        for s in ax.spines.values():
+          s.set_edgecolor("tab:red")
+      elif distances is not None:
+        ax.set_title(f"{distances[r, c - 1]:.2f}", fontsize=7)
+  return fig

@@ -1,0 +1,55 @@
+"""Exports a trained generator alone: its parameters and a model card.
+
+  python scripts/export.py --workdir=/tmp/mnist --out=/tmp/mnist_G [--step=best]
+
+Writes OUT/generator.msgpack (the generator's params and BatchNorm statistics,
+flax.serialization msgpack: arrays only, no pickle, no code) and
+OUT/model_card.json (format, config, step, the metrics logged at that step,
+parameter count, checksum, date). `gan_jax.analysis.load_run(OUT)` and
+`scripts/sample.py --workdir=OUT` use it without the training state and give
+the same images as the checkpoint it came from. --step: best, latest or a step
+number; by default best when the run was evaluated, else latest. Bad input
+prints one line and exits non-zero.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+class Parser(argparse.ArgumentParser):
+  def error(self, message):  # one line, not usage + message
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def main(argv=None) -> int:
+  p = Parser(description=__doc__.splitlines()[0])
+  p.add_argument("--workdir", required=True, help="training workdir")
+  p.add_argument("--out", required=True, help="folder to write the export into")
+  p.add_argument("--step", default=None, help="best, latest or a step number")
+  args = p.parse_args(sys.argv[1:] if argv is None else argv)
+  if not os.path.isdir(args.workdir):
+    p.error(f"--workdir={args.workdir!r} is not a folder")
+  if os.path.exists(args.out) and not os.path.isdir(args.out):
+    p.error(f"--out={args.out!r} is a file; give a folder")
+  from gan_jax import analysis
+  from gan_jax.checkpoint import CheckpointError
+  if os.path.isfile(os.path.join(args.workdir, analysis.CARD_FILE)):
+    p.error(f"--workdir={args.workdir!r} is already an export")
+  try:
+    run = analysis.load_run(args.workdir, args.step)
+    card = analysis.export(run, args.out)
+  except (CheckpointError, OSError, ValueError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 1
+  print(f"exported the generator of {args.workdir} at step {run.step} to {args.out} "
+        f"({os.path.basename(card)}, {analysis.PARAMS_FILE})")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
