@@ -45,8 +45,10 @@ def generate(sample_fn, n: int, z_dim: int, seed: int, batch_size: int = 500) ->
 
 def real_images(dataset_images: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
   """n real images in [-1, 1] (a seeded subset), float32."""
+  # Not sorted: datasets are often ordered (MNIST's test set holds its two
+  # writer populations in its two halves), and real_vs_real splits this array.
   idx = np.random.default_rng(seed).permutation(len(dataset_images))[:n]
-  x = dataset_images[np.sort(idx)]
+  x = dataset_images[idx]
   return x.astype(np.float32) / 127.5 - 1 if x.dtype == np.uint8 else x.astype(np.float32)
 
 
