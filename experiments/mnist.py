@@ -10,8 +10,12 @@ Offline, on the 10,000-digit MNIST test set in IDX files:
     --config.data.source=idx --config.data.path=../shared/data/mnist \
     --config.train.num_steps=2000
 
-Expect ~8 steps/s on a 2-core CPU (batch 64), so 2,000 steps in about 4-5
-minutes; digits are recognisable in the samples from ~1,000 steps on.
+On a 2-core CPU (batch 64) a step takes ~0.13 s on an idle machine; our
+2,000-step run above took 10m17s while other jobs shared the cores (3-6
+steps/s). Digits are recognisable in samples/ from ~1,000 steps on; at 2,000
+most of the 64 samples are clear digits with some broken strokes. Add
+--config.eval.every=1000 for FID/KID/IS/precision/recall (LeNet features):
+that run measured FID 139 at step 1,000 and 90 at 2,000 (real-vs-real floor 7.1).
 """
 from gan_jax.config import base_config
 

@@ -68,7 +68,7 @@ class Writer:
 
   def samples(self, step: int, images: np.ndarray) -> str:
     grid = image_grid(images)
-    upscale = max(1, 256 // grid.shape[0])
+    upscale = max(1, 512 // grid.shape[0])
     path = os.path.join(self.workdir, "samples", f"step_{int(step):08d}.png")
     save_png(grid, path, upscale)
     self.tb.add_image("samples", grid, int(step), dataformats="HWC")
