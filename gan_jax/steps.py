@@ -46,6 +46,17 @@ def draw_z(key, global_batch: int, local: int, z_dim: int):
   return _local_slice(jax.random.normal(key, (global_batch, z_dim)), local)
 
 
+def _per_device(params):
+  """Marks replicated parameters as per-device values before differentiating.
+
+  Under shard_map, the gradient of a replicated (device-invariant) input is
+  already summed over the axis by autodiff, so a following pmean would leave
+  N x the mean gradient. Differentiating a per-device copy instead gives each
+  device its local gradient, which the explicit pmean then averages: the
+  pmap programming model."""
+  return jax.tree.map(lambda p: jax.lax.pcast(p, AXIS, to="varying"), params)
+
+
 def _apply(module, params, stats, x, train: bool):
   """Applies a module in train mode, returning (output, new BatchNorm stats)."""
   if not stats:
@@ -66,7 +77,8 @@ def d_step(state: TrainState, real, z, *, G, D, d_tx, loss: str):
     fake_logits, stats = _apply(D, d_params, stats, fake, True)
     return d_loss_fn(real_logits, fake_logits), (real_logits, fake_logits, stats)
 
-  (l, (rl, fl, stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.d_params)
+  (l, (rl, fl, stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+      _per_device(state.d_params))
   grads = jax.lax.pmean(grads, AXIS)
   updates, d_opt = d_tx.update(grads, state.d_opt, state.d_params)
   metrics = {"d_loss": l, "d_real": jnp.mean(jax.nn.sigmoid(rl)),
@@ -84,7 +96,7 @@ def g_step(state: TrainState, z, *, G, D, g_tx, loss: str):
     fake_logits, _ = _apply(D, state.d_params, state.d_stats, fake, True)
     return g_loss_fn(fake_logits), g_stats
 
-  (l, g_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.g_params)
+  (l, g_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(_per_device(state.g_params))
   grads = jax.lax.pmean(grads, AXIS)
   updates, g_opt = g_tx.update(grads, state.g_opt, state.g_params)
   return (state.replace(g_params=optax.apply_updates(state.g_params, updates),

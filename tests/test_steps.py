@@ -102,3 +102,27 @@ def test_all_finite():
   assert bool(steps.all_finite({"a": jnp.ones(3), "n": jnp.arange(3)}))
   assert not bool(steps.all_finite({"a": jnp.array([1.0, jnp.nan])}))
   assert not bool(steps.all_finite({"a": jnp.array([jnp.inf])}))
+
+
+@pytest.mark.parametrize("model", ["dcgan", "mlp"])
+def test_gradient_scale_is_independent_of_device_count(model):
+  """With plain SGD (not scale-invariant like Adam) one D and one G update on
+  1 and 4 devices must move the parameters by the same amount: gradients are
+  the global-batch mean, not the sum over devices."""
+  import optax
+  config = tiny_config(**{"model.name": model})
+  G, D = models.build(config)
+  tx = optax.sgd(0.1)
+  out = []
+  for devices in (jax.devices()[:1], jax.devices()):
+    mesh = steps.make_mesh(devices)
+    state = steps.replicate(create_state(config, G, D, tx, tx), mesh)
+    images = steps.replicate(data.load(config.data).images, mesh)
+    state, _ = steps.make_train_fn(config, G, D, tx, tx, mesh)(state, images, 1)
+    out.append(jax.device_get(state))
+  init = create_state(config, G, D, tx, tx)
+  for part in ("g_params", "d_params"):
+    d1 = jax.tree.leaves(jax.tree.map(lambda a, b: a - b, getattr(out[0], part), getattr(init, part)))
+    d4 = jax.tree.leaves(jax.tree.map(lambda a, b: a - b, getattr(out[1], part), getattr(init, part)))
+    for a, b in zip(d1, d4):
+      np.testing.assert_allclose(b, a, rtol=1e-3, atol=1e-6)
