@@ -10,8 +10,14 @@ warm-up are excluded. With --compare=torch the PyTorch twin in
 scripts/torch_dcgan.py (same architecture, parameter count, batch, Adam, loss and
 update order) is timed too, in blocks that alternate with the JAX blocks so that
 drift in machine load hits both sides alike; each side reports the median over
-its blocks. torch uses torch.set_num_threads(os.cpu_count()) threads, and
-XLA:CPU uses all cores by default.
+its blocks. torch uses torch.set_num_threads(os.cpu_count()) threads (or
+--torch_threads), and XLA:CPU uses all cores by default.
+
+On a CPU shared with other jobs, wall-clock rates swing by 2x from minute to
+minute, and torch with more threads than free cores can slow down 3-10x
+(OpenMP threads wait on each other), so the JSON also records the load average
+and the process CPU time per step of each side, and --torch_threads=1 gives the
+single-thread baseline. See BENCHMARKS.md.
 
 Data are synthetic uniform uint8 images of the config's shape (throughput does
 not depend on pixel values), so no dataset is needed; --real_data loads
@@ -41,6 +47,7 @@ flags.DEFINE_integer("rounds", 5, "Timing blocks per side (alternating with --co
 flags.DEFINE_integer("warmup", 5, "Untimed steps per side after compilation.")
 flags.DEFINE_bool("real_data", False, "Load config.data instead of synthetic uint8 images.")
 flags.DEFINE_integer("synthetic_examples", 10_000, "Number of synthetic images.")
+flags.DEFINE_integer("torch_threads", 0, "torch.set_num_threads(N); 0 means os.cpu_count().")
 
 
 def _rss_mb() -> float:
@@ -91,7 +98,7 @@ class TorchSide:
   def __init__(self, config, images, backend: str):
     import torch
     import torch_dcgan
-    torch.set_num_threads(os.cpu_count())
+    torch.set_num_threads(FLAGS.torch_threads or os.cpu_count())
     self.torch = torch
     device = "cuda" if backend == "gpu" and torch.cuda.is_available() else "cpu"
     if device == "cpu" and backend != "cpu":
@@ -113,33 +120,47 @@ class TorchSide:
     return self.torch.cuda.max_memory_allocated() / 2 ** 20
 
 
-def _timed(side, n: int) -> float:
-  t0 = time.perf_counter()
+def _cpu_s() -> float:
+  t = os.times()
+  return t.user + t.system
+
+
+def _timed(side, n: int) -> tuple[float, float]:
+  """(steps/s, process CPU milliseconds per step) over one block of >= n steps."""
+  t0, c0 = time.perf_counter(), _cpu_s()
   done = side.run(n)
-  return done / (time.perf_counter() - t0)
+  return done / (time.perf_counter() - t0), (_cpu_s() - c0) / done * 1e3
 
 
-TORCH_TWINS = {"model.name": ("dcgan", "mlp"), "train.loss": ("minimax", "non_saturating"),
-               "train.compute_dtype": ("float32",)}
+# What scripts/torch_dcgan.py mirrors; (setting, supported values, default if absent).
+TORCH_TWINS = (("model.name", ("dcgan", "mlp"), None),
+               ("train.loss", ("minimax", "non_saturating"), None),
+               ("train.compute_dtype", ("float32",), None),
+               ("train.lr_decay", ("none",), "none"),
+               ("model.g_output", ("tanh",), "tanh"),
+               ("model.d_pack", (1,), 1))
 
 
 def check_compare(config) -> None:
   """Fails before any compilation when the PyTorch twin cannot mirror `config`."""
   from gan_jax.config import ConfigError
-  for name, valid in TORCH_TWINS.items():
+  for name, valid, default in TORCH_TWINS:
     section, key = name.split(".")
-    if config[section][key] not in valid:
-      raise ConfigError(f"--compare=torch does not support config.{name}="
-                        f"{config[section][key]!r}; supported: {', '.join(valid)}")
+    value = config[section].get(key, default)
+    if value not in valid:
+      raise ConfigError(f"--compare=torch does not support config.{name}={value!r}; "
+                        f"supported: {', '.join(map(repr, valid))}")
 
 
 def benchmark(config) -> dict:
   import jax
   from gan_jax.config import validate
+  from gan_jax.models.layers import resolve_upsample
   validate(config, jax.device_count())
   if FLAGS.compare == "torch":
     check_compare(config)
   backend, devices = jax.default_backend(), jax.local_devices()
+  load_start = os.getloadavg()
   batch = config.train.batch_size
   images = _images(config)
   sides = {"jax": JaxSide(config, images)}
@@ -158,7 +179,8 @@ def benchmark(config) -> dict:
     import torch
     sides["torch"] = TorchSide(config, images, backend)
     print(f"torch {torch.__version__}: {sides['torch'].device}, "
-          f"torch.set_num_threads({os.cpu_count()}) (= os.cpu_count()); G "
+          f"torch.set_num_threads({torch.get_num_threads()}) (os.cpu_count() = "
+          f"{os.cpu_count()}); G "
           f"{sides['torch'].params[0]:,} / D {sides['torch'].params[1]:,} params", flush=True)
     assert sides["torch"].params == sides["jax"].params, (
         f"parameter counts differ: jax (G, D) = {sides['jax'].params}, "
@@ -166,10 +188,12 @@ def benchmark(config) -> dict:
     print("parameter counts identical: ok", flush=True)
     sides["torch"].run(FLAGS.warmup)
 
-  rates = {name: [] for name in sides}
+  rates, cpu_ms = {name: [] for name in sides}, {name: [] for name in sides}
   for r in range(FLAGS.rounds):
     for name, side in sides.items():
-      rates[name].append(_timed(side, FLAGS.steps))
+      rate, cpu = _timed(side, FLAGS.steps)
+      rates[name].append(rate)
+      cpu_ms[name].append(cpu)
     print(f"round {r + 1}/{FLAGS.rounds}: " + ", ".join(
         f"{name} {rates[name][-1]:.2f} steps/s" for name in sides), flush=True)
 
@@ -194,6 +218,12 @@ def benchmark(config) -> dict:
       "torch_blocks_steps_per_sec": rates.get("torch"),
       "torch_threads": None if torch_sps is None else sides["torch"].torch.get_num_threads(),
       "ratio": None if torch_sps is None else jax_sps / torch_sps,
+      "jax_cpu_ms_per_step": statistics.median(cpu_ms["jax"]),
+      "torch_cpu_ms_per_step": None if torch_sps is None else statistics.median(cpu_ms["torch"]),
+      "upsample": resolve_upsample(config.model.upsample),
+      "xla_flags": os.environ.get("XLA_FLAGS", ""),
+      "cpu_count": os.cpu_count(),
+      "load_avg_1min": [load_start[0], os.getloadavg()[0]],
       "g_params": sides["jax"].params[0],
       "d_params": sides["jax"].params[1],
       "peak_rss_mb_jax": rss_jax,
@@ -207,6 +237,10 @@ def benchmark(config) -> dict:
           f"over {FLAGS.rounds} blocks of {FLAGS.steps} steps", flush=True)
   if torch_sps is not None:
     print(f"ratio jax/torch: {result['ratio']:.2f}", flush=True)
+  print("process CPU time per step: " + ", ".join(
+      f"{name} {statistics.median(cpu_ms[name]):.0f} ms" for name in sides)
+      + f"; 1-min load average {load_start[0]:.1f} -> {os.getloadavg()[0]:.1f} on "
+      f"{os.cpu_count()} CPUs", flush=True)
   print(f"peak host RSS: {result['peak_rss_mb']:.0f} MiB (after JAX warm-up: {rss_jax:.0f} MiB)"
         + ("" if backend == "cpu" else f"; peak device memory: jax "
            f"{result['jax_peak_device_mb']} MiB, torch {result['torch_peak_device_mb']} MiB"),

@@ -10,13 +10,28 @@ give the same function (tested to float precision):
 
 * ``"transpose"``: the textbook form, a stride-1 convolution over the input
   dilated by 2 (``lhs_dilation``) with the flipped kernel.
-* ``"subpixel"``: the same map written as a 3x3 stride-1 convolution to
-  4 * C_out channels followed by depth-to-space (Shi et al. 2016). Output phase
-  a in {0, 1} of each axis only sees 2 of the 3 taps; the other tap is a
-  structural zero, so the function class and parameter count are exactly those
-  of the transposed convolution. On XLA:CPU its weight gradient is ~20x faster
-  (see BENCHMARKS.md); it spends 9/4 the multiply-adds, so accelerators keep
-  ``"transpose"`` under ``"auto"``.
+* ``"subpixel"``: the same map written as a stride-1 convolution to
+  4 * C_out channels followed by depth-to-space (Shi et al. 2016); on XLA:CPU
+  its weight gradient is ~20x faster than that of ``"transpose"``. Two kernels:
+
+  - 2x2 window (layers with C_out >= WINDOW_MIN_FEATURES): output rows 2p - 1
+    and 2p both depend on exactly the inputs x[p - 1] and x[p], so a 2x2 VALID
+    convolution over x padded by 1 px computes every output 2x2 block from one
+    window; depth-to-space then gives 2H + 2 rows, of which the outer two are
+    cropped. The 2x2 x C_in x 4 C_out kernel is a permutation of the 4x4 one
+    (every tap used once, no zeros). It spends (H + 1)^2 / H^2 the
+    multiply-adds of the transposed convolution (1.31x at 7 px). Its kernel
+    gradient is computed as 4 dots (`conv_valid_dot_wgrad`), which XLA:CPU
+    runs ~2x faster than its convolution weight gradient for this shape.
+  - 3x3 (narrow layers, e.g. the 1- or 3-channel image output; every layer
+    under ``"subpixel3x3"``, kept to measure against): each output phase sees
+    2 of the 3 taps, the third is a structural zero; 9/4 the multiply-adds,
+    but cheaper than the 2x2 window when C_out is tiny.
+
+  Either way the parameters are the one (4, 4, C_in, C_out) kernel, so the
+  function class and parameter count are exactly those of the transposed
+  convolution. Accelerators keep ``"transpose"`` under ``"auto"``. Timings:
+  BENCHMARKS.md.
 """
 from __future__ import annotations
 
@@ -26,13 +41,20 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import flax.linen as nn
+from jax import lax
 
 DCGAN_INIT = nn.initializers.normal(0.02)  # Radford et al. 2015, Sec. 4
 
 # For output phase a (rows) and input offset d in (-1, 0, +1) (columns): which of
 # the 4 kernel taps connects them; 4 marks "no tap" (a zero row is padded in).
 _PHASE_TAPS = np.array([[3, 1, 4], [4, 2, 0]])
-UPSAMPLE_METHODS = ("auto", "subpixel", "transpose")
+# 2x2 window at padded position p (inputs x[p-1], x[p] in columns): phase 0 is
+# output 2p - 1 (taps 2, 0), phase 1 is output 2p (taps 3, 1).
+_WINDOW_TAPS = np.array([[2, 0], [3, 1]])
+# Up-convolutions with at least this many output channels use the 2x2 window
+# (measured on XLA:CPU; BENCHMARKS.md); narrower ones the 3x3 kernel.
+WINDOW_MIN_FEATURES = 16
+UPSAMPLE_METHODS = ("auto", "subpixel", "subpixel3x3", "transpose")
 
 
 def resolve_upsample(method: str) -> str:
@@ -51,6 +73,14 @@ def subpixel_kernel(w: jax.Array) -> jax.Array:
   return k.transpose(1, 3, 4, 0, 2, 5).reshape(3, 3, ci, 4 * co)
 
 
+def window_kernel(w: jax.Array) -> jax.Array:
+  """(4, 4, Ci, Co) transposed-conv kernel -> equivalent (2, 2, Ci, 4 * Co)."""
+  ci, co = w.shape[2], w.shape[3]
+  k = w[_WINDOW_TAPS[:, :, None, None], _WINDOW_TAPS[None, None, :, :]]
+  # k: (a, dy, b, dx, Ci, Co) -> (dy, dx, Ci, a, b, Co)
+  return k.transpose(1, 3, 4, 0, 2, 5).reshape(2, 2, ci, 4 * co)
+
+
 def depth_to_space(x: jax.Array) -> jax.Array:
   n, h, w, c4 = x.shape
   c = c4 // 4
@@ -61,16 +91,65 @@ def depth_to_space(x: jax.Array) -> jax.Array:
 _DN = ("NHWC", "HWIO", "NHWC")
 
 
+def _conv_valid(x, k):
+  return lax.conv_general_dilated(x, k, (1, 1), "VALID", dimension_numbers=_DN)
+
+
+@jax.custom_vjp
+def _conv_valid_dot_wgrad(x, k):
+  return _conv_valid(x, k)
+
+
+def _cvdw_fwd(x, k):
+  return _conv_valid(x, k), (x, k)
+
+
+def _cvdw_bwd(res, dy):
+  x, k = res
+  kh, kw = k.shape[:2]
+  ho, wo = dy.shape[1], dy.shape[2]
+  dk = jnp.stack([jnp.einsum("nhwi,nhwo->io", x[:, i:i + ho, j:j + wo], dy)
+                  for i in range(kh) for j in range(kw)])
+  dx = jax.vjp(lambda x: _conv_valid(x, k), x)[1](dy)[0]
+  return dx, dk.reshape(k.shape).astype(k.dtype)
+
+
+_conv_valid_dot_wgrad.defvjp(_cvdw_fwd, _cvdw_bwd)
+
+
+def _varying_axes(x) -> frozenset:
+  aval = jax.typeof(x)
+  mat = getattr(aval, "manual_axis_type", None)  # jax >= 0.10
+  return frozenset(mat.varying if mat is not None else (getattr(aval, "vma", None) or ()))
+
+
+def conv_valid_dot_wgrad(x: jax.Array, k: jax.Array) -> jax.Array:
+  """Stride-1 VALID NHWC convolution whose kernel gradient is a sum over the
+  kh * kw taps of dots contracting batch and space (the same numbers as the
+  autodiff gradient, computed the way XLA:CPU runs fastest)."""
+  # Under shard_map autodiff marks a replicated kernel that meets per-device
+  # data as per-device (its transpose sums the kernel gradient over devices);
+  # a custom_vjp has to make that cast itself so the cotangent types agree.
+  extra = tuple(sorted(_varying_axes(x) - _varying_axes(k)))
+  if extra:
+    k = lax.pcast(k, extra, to="varying")
+  return _conv_valid_dot_wgrad(x, k)
+
+
 def upsample2x(x: jax.Array, w: jax.Array, method: str) -> jax.Array:
   """Applies the k4-s2-p1 transposed convolution `w` to NHWC `x`."""
-  if method == "subpixel":
+  if method == "subpixel" and w.shape[-1] >= WINDOW_MIN_FEATURES:
+    xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    return depth_to_space(conv_valid_dot_wgrad(xp, window_kernel(w)))[:, 1:-1, 1:-1]
+  if method in ("subpixel", "subpixel3x3"):
     y = jax.lax.conv_general_dilated(x, subpixel_kernel(w), (1, 1), ((1, 1), (1, 1)),
                                      dimension_numbers=_DN)
     return depth_to_space(y)
   if method == "transpose":
     return jax.lax.conv_general_dilated(x, w[::-1, ::-1], (1, 1), ((2, 2), (2, 2)),
                                         lhs_dilation=(2, 2), dimension_numbers=_DN)
-  raise ValueError(f"unknown upsample method {method!r}; valid: subpixel, transpose")
+  raise ValueError(f"unknown upsample method {method!r}; valid: subpixel, subpixel3x3, "
+                   "transpose")
 
 
 class Upsample2x(nn.Module):

@@ -1,0 +1,183 @@
+"""scripts/benchmark.py end to end (no timing assertions), its PyTorch twin, and
+the CPU 2x2-window up-convolution that the benchmark work introduced."""
+import functools
+import importlib.util
+import json
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.sharding import PartitionSpec as P
+
+from conftest import REPO
+from gan_jax import models
+from gan_jax.config import base_config
+from gan_jax.models.layers import WINDOW_MIN_FEATURES, Upsample2x, upsample2x
+
+HAVE_TORCH = importlib.util.find_spec("torch") is not None
+SCRIPT = str(REPO / "scripts" / "benchmark.py")
+TINY = ["--config=experiments/mnist.py", "--config.data.image_size=8",
+        "--config.model.z_dim=16", "--config.model.g_features=8",
+        "--config.model.d_features=8", "--config.train.batch_size=16",
+        "--steps=2", "--rounds=2", "--warmup=1", "--synthetic_examples=64"]
+
+
+def _run(*args, timeout=120):
+  return subprocess.run([sys.executable, SCRIPT, *args], cwd=REPO, capture_output=True,
+                        text=True, timeout=timeout)
+
+
+def test_benchmark_prints_json_last_line():
+  compare = ["--compare=torch", "--torch_threads=1"] if HAVE_TORCH else []
+  proc = _run(*TINY, *compare)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  result = json.loads(proc.stdout.strip().splitlines()[-1])
+  for key in ("config", "backend", "device_kind", "devices", "batch_size",
+              "jax_steps_per_sec", "torch_steps_per_sec", "ratio"):
+    assert key in result, key
+  assert result["config"] == "experiments/mnist.py"
+  assert result["backend"] == jax.default_backend()
+  assert isinstance(result["device_kind"], str)
+  assert result["devices"] == jax.local_device_count() and result["batch_size"] == 16
+  assert isinstance(result["jax_steps_per_sec"], float) and result["jax_steps_per_sec"] > 0
+  assert result["jax_images_per_sec"] == pytest.approx(16 * result["jax_steps_per_sec"])
+  assert result["peak_rss_mb"] > 0
+  if HAVE_TORCH:
+    assert isinstance(result["torch_steps_per_sec"], float)
+    assert result["ratio"] == pytest.approx(
+        result["jax_steps_per_sec"] / result["torch_steps_per_sec"])
+    assert result["g_params"] > 0 and "parameter counts identical" in proc.stdout
+  else:
+    assert result["torch_steps_per_sec"] is None and result["ratio"] is None
+
+
+def test_benchmark_rejects_what_torch_cannot_mirror():
+  proc = _run(*TINY, "--compare=torch", "--config.train.compute_dtype=bfloat16", timeout=60)
+  assert proc.returncode == 1
+  assert "compute_dtype" in proc.stderr and "Traceback" not in proc.stderr
+
+
+# --- the PyTorch twin -------------------------------------------------------
+
+torch_dcgan = None
+if HAVE_TORCH:
+  sys.path.insert(0, str(REPO / "scripts"))
+  import torch  # noqa: E402
+  import torch_dcgan  # noqa: E402
+
+needs_torch = pytest.mark.skipif(not HAVE_TORCH, reason="torch not installed (benchmark extra)")
+
+
+def _config(name="dcgan", size=28, channels=1):
+  c = base_config()
+  c.model.name, c.data.image_size, c.data.channels = name, size, channels
+  c.model.g_features = c.model.d_features = 8
+  c.model.g_hidden, c.model.d_hidden = (32, 64), (64, 32)
+  return c
+
+
+def _jax_counts(config):
+  G, D = models.build(config)
+  shape = (1, config.data.image_size, config.data.image_size, config.data.channels)
+  init = lambda m, x: jax.eval_shape(functools.partial(m.init, train=False),
+                                     jax.random.PRNGKey(0), x)  # shapes only
+  g = init(G, jnp.ones((1, config.model.z_dim)))
+  d = init(D, jnp.ones(shape))
+  count = lambda v: sum(x.size for x in jax.tree.leaves(v["params"]))
+  return count(g), count(d)
+
+
+@needs_torch
+@pytest.mark.parametrize("name,size,channels", [("dcgan", 28, 1), ("dcgan", 32, 3),
+                                                ("dcgan", 64, 3), ("mlp", 28, 1)])
+def test_torch_twin_has_the_same_parameter_count(name, size, channels):
+  config = _config(name, size, channels)
+  G, D = torch_dcgan.build(config)
+  assert (torch_dcgan.count_params(G), torch_dcgan.count_params(D)) == _jax_counts(config)
+
+
+@needs_torch
+def test_torch_twin_computes_the_same_dcgan():
+  """With gan_jax's weights copied over, both G and D agree in train mode."""
+  config = _config("dcgan", 16, 1)  # 4 -> 8 -> 16: BatchNorm in both hidden layers
+  G, D = models.build(config)
+  G, D = G.clone(axis_name=None), D.clone(axis_name=None)
+  z = jax.random.normal(jax.random.PRNGKey(1), (4, config.model.z_dim))
+  init = lambda m, k, x: jax.jit(functools.partial(m.init, train=False))(k, x)  # 1 compile
+  train = lambda m, v, x: jax.jit(functools.partial(m.apply, train=True,
+                                                    mutable=["batch_stats"]))(v, x)[0]
+  gv = init(G, jax.random.PRNGKey(0), z)
+  x = train(G, gv, z)
+  dv = init(D, jax.random.PRNGKey(2), x)
+  logits = train(D, dv, x)
+  tg, td = torch_dcgan.build(config)
+  t = lambda a: torch.from_numpy(np.asarray(a).copy())
+  gp, dp = gv["params"], dv["params"]
+  s0, feats = tg.s0, tg.feats
+  with torch.no_grad():  # NHWC (s0, s0, C) Dense outputs -> torch's (C, s0, s0) view
+    k = np.asarray(gp["Dense_0"]["kernel"]).reshape(-1, s0, s0, feats).transpose(0, 3, 1, 2)
+    tg.fc.weight.copy_(t(k.reshape(k.shape[0], -1).T))
+    ups = [m for m in tg.body if isinstance(m, torch.nn.ConvTranspose2d)]
+    for i, m in enumerate(ups):
+      m.weight.copy_(t(np.asarray(gp[f"Upsample2x_{i}"]["kernel"]).transpose(2, 3, 0, 1)))
+    ups[-1].bias.copy_(t(gp[f"Upsample2x_{len(ups) - 1}"]["bias"]))
+    convs = [m for m in td.body if isinstance(m, torch.nn.Conv2d)]
+    for i, m in enumerate(convs):
+      m.weight.copy_(t(np.asarray(dp[f"Conv_{i}"]["kernel"]).transpose(3, 2, 0, 1)))
+    convs[0].bias.copy_(t(dp["Conv_0"]["bias"]))
+    lin, c_last = td.body[-1], convs[-1].out_channels
+    w = np.asarray(dp["Dense_0"]["kernel"])[:, 0].reshape(s0, s0, c_last).transpose(2, 0, 1)
+    lin.weight.copy_(t(w.reshape(1, -1)))
+    lin.bias.copy_(t(dp["Dense_0"]["bias"]))
+    tx = tg.train()(t(z))
+    tl = td.train()(t(np.asarray(x).transpose(0, 3, 1, 2)))
+  np.testing.assert_allclose(tx.numpy().transpose(0, 2, 3, 1), np.asarray(x), atol=1e-5)
+  np.testing.assert_allclose(tl.numpy(), np.asarray(logits), rtol=1e-4, atol=1e-5)
+
+
+# --- the 2x2-window up-convolution (Upsample2x 'subpixel', wide layers) ------
+
+def _definition(x, w):
+  """out[2i - 1 + k] += x[i] * w[k], straight from the definition."""
+  n, h, wd, _ = x.shape
+  out = np.zeros((n, 2 * h + 2, 2 * wd + 2, w.shape[-1]))
+  for i in range(h):
+    for j in range(wd):
+      for ky in range(4):
+        for kx in range(4):
+          out[:, 2 * i + ky, 2 * j + kx] += x[:, i, j] @ w[ky, kx]
+  return out[:, 1:-1, 1:-1]
+
+
+def test_window_upsample_matches_definition_and_transpose_gradients():
+  rng = np.random.default_rng(0)
+  x = rng.normal(size=(2, 3, 4, 5)).astype(np.float32)
+  w = rng.normal(size=(4, 4, 5, WINDOW_MIN_FEATURES)).astype(np.float32)
+  np.testing.assert_allclose(np.asarray(upsample2x(jnp.asarray(x), jnp.asarray(w), "subpixel")),
+                             _definition(x, w), atol=1e-4)
+  loss = lambda m: (lambda x, w: jnp.sum(jnp.sin(upsample2x(x, w, m))))
+  got = jax.grad(loss("subpixel"), (0, 1))(jnp.asarray(x), jnp.asarray(w))
+  want = jax.grad(loss("transpose"), (0, 1))(jnp.asarray(x), jnp.asarray(w))
+  for g, r in zip(got, want):
+    np.testing.assert_allclose(g, r, rtol=1e-4, atol=1e-4)
+
+
+def test_window_upsample_gradient_under_shard_map_matches_autodiff():
+  """Under shard_map the custom kernel gradient crosses devices exactly as the
+  autodiff gradient of the 'transpose' form does."""
+  assert jax.device_count() == 4, "conftest sets JAX_NUM_CPU_DEVICES=4"
+  mesh = jax.make_mesh((4,), ("batch",))
+  x0 = jax.random.normal(jax.random.PRNGKey(0), (8, 5, 5, 8))
+  x = jax.device_put(x0, jax.sharding.NamedSharding(mesh, P("batch")))
+  grads = []
+  for method in ("subpixel", "transpose"):
+    layer = Upsample2x(WINDOW_MIN_FEATURES, method)
+    params = layer.init(jax.random.PRNGKey(1), x0)
+    loss = lambda p, x, layer=layer: jnp.mean(jnp.sin(layer.apply(p, x)) ** 2)
+    per_device = lambda p, x, loss=loss: jax.lax.pmean(jax.grad(loss)(p, x), "batch")
+    grads.append(jax.jit(jax.shard_map(per_device, mesh=mesh, in_specs=(P(), P("batch")),
+                                       out_specs=P()))(params, x)["params"]["kernel"])
+  np.testing.assert_allclose(grads[0], grads[1], rtol=1e-4, atol=1e-6)
