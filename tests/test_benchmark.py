@@ -10,12 +10,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from jax.sharding import PartitionSpec as P
 
 from conftest import REPO
 from gan_jax import models
 from gan_jax.config import base_config
-from gan_jax.models.layers import WINDOW_MIN_FEATURES, Upsample2x, upsample2x
+
 
 HAVE_TORCH = importlib.util.find_spec("torch") is not None
 SCRIPT = str(REPO / "scripts" / "benchmark.py")
@@ -136,48 +135,3 @@ def test_torch_twin_computes_the_same_dcgan():
     tl = td.train()(t(np.asarray(x).transpose(0, 3, 1, 2)))
   np.testing.assert_allclose(tx.numpy().transpose(0, 2, 3, 1), np.asarray(x), atol=1e-5)
   np.testing.assert_allclose(tl.numpy(), np.asarray(logits), rtol=1e-4, atol=1e-5)
-
-
-# --- the 2x2-window up-convolution (Upsample2x 'subpixel', wide layers) ------
-
-def _definition(x, w):
-  """out[2i - 1 + k] += x[i] * w[k], straight from the definition."""
-  n, h, wd, _ = x.shape
-  out = np.zeros((n, 2 * h + 2, 2 * wd + 2, w.shape[-1]))
-  for i in range(h):
-    for j in range(wd):
-      for ky in range(4):
-        for kx in range(4):
-          out[:, 2 * i + ky, 2 * j + kx] += x[:, i, j] @ w[ky, kx]
-  return out[:, 1:-1, 1:-1]
-
-
-def test_window_upsample_matches_definition_and_transpose_gradients():
-  rng = np.random.default_rng(0)
-  x = rng.normal(size=(2, 3, 4, 5)).astype(np.float32)
-  w = rng.normal(size=(4, 4, 5, WINDOW_MIN_FEATURES)).astype(np.float32)
-  np.testing.assert_allclose(np.asarray(upsample2x(jnp.asarray(x), jnp.asarray(w), "subpixel")),
-                             _definition(x, w), atol=1e-4)
-  loss = lambda m: (lambda x, w: jnp.sum(jnp.sin(upsample2x(x, w, m))))
-  got = jax.grad(loss("subpixel"), (0, 1))(jnp.asarray(x), jnp.asarray(w))
-  want = jax.grad(loss("transpose"), (0, 1))(jnp.asarray(x), jnp.asarray(w))
-  for g, r in zip(got, want):
-    np.testing.assert_allclose(g, r, rtol=1e-4, atol=1e-4)
-
-
-def test_window_upsample_gradient_under_shard_map_matches_autodiff():
-  """Under shard_map the custom kernel gradient crosses devices exactly as the
-  autodiff gradient of the 'transpose' form does."""
-  assert jax.device_count() == 4, "conftest sets JAX_NUM_CPU_DEVICES=4"
-  mesh = jax.make_mesh((4,), ("batch",))
-  x0 = jax.random.normal(jax.random.PRNGKey(0), (8, 5, 5, 8))
-  x = jax.device_put(x0, jax.sharding.NamedSharding(mesh, P("batch")))
-  grads = []
-  for method in ("subpixel", "transpose"):
-    layer = Upsample2x(WINDOW_MIN_FEATURES, method)
-    params = layer.init(jax.random.PRNGKey(1), x0)
-    loss = lambda p, x, layer=layer: jnp.mean(jnp.sin(layer.apply(p, x)) ** 2)
-    per_device = lambda p, x, loss=loss: jax.lax.pmean(jax.grad(loss)(p, x), "batch")
-    grads.append(jax.jit(jax.shard_map(per_device, mesh=mesh, in_specs=(P(), P("batch")),
-                                       out_specs=P()))(params, x)["params"]["kernel"])
-  np.testing.assert_allclose(grads[0], grads[1], rtol=1e-4, atol=1e-6)

@@ -6,7 +6,9 @@ import pytest
 from gan_jax import models
 from gan_jax.config import base_config
 from gan_jax.models.dcgan import DCGANDiscriminator, DCGANGenerator, dcgan_plan
-from gan_jax.models.layers import Upsample2x, upsample2x
+from jax.sharding import PartitionSpec as P
+
+from gan_jax.models.layers import WINDOW_MIN_FEATURES, Upsample2x, upsample2x
 
 
 @pytest.mark.parametrize("size,plan", [(8, (4, 1)), (28, (7, 2)), (32, (4, 3)), (64, (4, 4))])
@@ -100,3 +102,35 @@ def test_bfloat16_compute_keeps_float32_params():
   gv = G.init(jax.random.PRNGKey(0), jnp.ones((2, 100)), train=False)
   assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(gv["params"]))
   assert G.apply(gv, jnp.ones((2, 100)), train=False).dtype == jnp.float32
+
+
+# The 2x2-window form used on CPU for wide layers (>= WINDOW_MIN_FEATURES outputs).
+def test_window_upsample_matches_definition_and_transpose_gradients():
+  rng = np.random.default_rng(0)
+  x = rng.normal(size=(2, 3, 4, 5)).astype(np.float32)
+  w = rng.normal(size=(4, 4, 5, WINDOW_MIN_FEATURES)).astype(np.float32)
+  np.testing.assert_allclose(np.asarray(upsample2x(jnp.asarray(x), jnp.asarray(w), "subpixel")),
+                             _torch_style_conv_transpose(x, w), atol=1e-4)
+  loss = lambda m: (lambda x, w: jnp.sum(jnp.sin(upsample2x(x, w, m))))
+  got = jax.grad(loss("subpixel"), (0, 1))(jnp.asarray(x), jnp.asarray(w))
+  want = jax.grad(loss("transpose"), (0, 1))(jnp.asarray(x), jnp.asarray(w))
+  for g, r in zip(got, want):
+    np.testing.assert_allclose(g, r, rtol=1e-4, atol=1e-4)
+
+
+def test_window_upsample_gradient_under_shard_map_matches_autodiff():
+  """Under shard_map the custom kernel gradient crosses devices exactly as the
+  autodiff gradient of the 'transpose' form does."""
+  assert jax.device_count() == 4, "conftest sets JAX_NUM_CPU_DEVICES=4"
+  mesh = jax.make_mesh((4,), ("batch",))
+  x0 = jax.random.normal(jax.random.PRNGKey(0), (8, 5, 5, 8))
+  x = jax.device_put(x0, jax.sharding.NamedSharding(mesh, P("batch")))
+  grads = []
+  for method in ("subpixel", "transpose"):
+    layer = Upsample2x(WINDOW_MIN_FEATURES, method)
+    params = layer.init(jax.random.PRNGKey(1), x0)
+    loss = lambda p, x, layer=layer: jnp.mean(jnp.sin(layer.apply(p, x)) ** 2)
+    per_device = lambda p, x, loss=loss: jax.lax.pmean(jax.grad(loss)(p, x), "batch")
+    grads.append(jax.jit(jax.shard_map(per_device, mesh=mesh, in_specs=(P(), P("batch")),
+                                       out_specs=P()))(params, x)["params"]["kernel"])
+  np.testing.assert_allclose(grads[0], grads[1], rtol=1e-4, atol=1e-6)

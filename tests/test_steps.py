@@ -7,7 +7,6 @@ import pytest
 from jax.sharding import PartitionSpec as P
 
 from gan_jax import data, models, steps
-from gan_jax.losses import LOSSES
 from gan_jax.state import create_state, make_optimizers
 from conftest import tiny_config
 
