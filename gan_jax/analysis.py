@@ -47,6 +47,7 @@ import numpy as np
 
 from gan_jax import checkpoint, models
 from gan_jax.checkpoint import CheckpointError
+from gan_jax.config import from_dict
 from gan_jax.neighbors import SPACES, nearest_neighbors
 from gan_jax.plots import plot_curves, plot_grid, plot_neighbors
 from gan_jax.steps import make_sample_fn
@@ -218,12 +219,11 @@ def _restore_generator(workdir: str, step: int) -> tuple[Any, Any, bool]:
 
 
 def _config_at(workdir: str, step: int):
-  import ml_collections
   for path in (os.path.join(checkpoint.checkpoint_dir(workdir), str(step), "config", "metadata"),
                os.path.join(workdir, "config.json")):
     try:
       with open(path) as f:
-        return ml_collections.ConfigDict(json.load(f))
+        return from_dict(json.load(f))
     except (OSError, ValueError):
       continue
   raise FileNotFoundError(f"no readable config for step {step} in {workdir}")
@@ -250,7 +250,6 @@ def load_run(path: str, step=None) -> "Run":
 
 def load_export(path: str) -> "Run":
   """An export folder written by `export` (no training state needed)."""
-  import ml_collections
   import pandas as pd
   from flax import serialization
   card_path = os.path.join(path, CARD_FILE)
@@ -267,7 +266,7 @@ def load_export(path: str) -> "Run":
     raise ValueError(f"{path}/{card.get('params_file', PARAMS_FILE)} does not match the "
                      "checksum in its model card (corrupt or replaced)")
   variables = serialization.msgpack_restore(blob)
-  config = ml_collections.ConfigDict(card["config"])
+  config = from_dict(card["config"])
   G = models.build(config)[0]
   params, stats = variables["params"], variables.get("batch_stats", {})
   _check_shapes(G, config, params, stats, f"export {path}")
