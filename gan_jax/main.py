@@ -69,12 +69,7 @@ def main(argv):
   from gan_jax.checkpoint import CheckpointError
   from gan_jax.config import ConfigError
   from gan_jax.data import DataError
-  from gan_jax.devices import configure_cpu_devices
   logging.set_verbosity(logging.WARNING)
-  n = configure_cpu_devices(FLAGS.config.train.batch_size)
-  if n:
-    print(f"cpu: {n} XLA devices, one per core, the batch split between them "
-          "(JAX_NUM_CPU_DEVICES=1 for one multi-threaded device)", flush=True)
   try:
     train.train_and_evaluate(FLAGS.config, FLAGS.workdir, force_resume=FLAGS.force_resume)
   except (ConfigError, DataError, train.NonFiniteError, CheckpointError) as e:

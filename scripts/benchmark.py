@@ -153,8 +153,6 @@ def check_compare(config) -> None:
 
 
 def benchmark(config) -> dict:
-  from gan_jax.devices import configure_cpu_devices
-  configure_cpu_devices(config.train.batch_size)  # as gan_jax.main does
   import jax
   from gan_jax.config import validate
   from gan_jax.models.layers import resolve_upsample

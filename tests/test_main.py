@@ -18,10 +18,7 @@ TINY_FLAGS = [
 
 
 def run_main(workdir, *flags, env_devices="1", config="experiments/digits.py"):
-  """`env_devices=None` leaves the CPU device count to gan_jax (one per core)."""
-  env = {**os.environ, "JAX_NUM_CPU_DEVICES": env_devices or "", "PYTHONPATH": str(REPO)}
-  if env_devices is None:
-    del env["JAX_NUM_CPU_DEVICES"]
+  env = {**os.environ, "JAX_NUM_CPU_DEVICES": env_devices, "PYTHONPATH": str(REPO)}
   return subprocess.run([sys.executable, "-m", "gan_jax.main", f"--config={config}",
                          f"--workdir={workdir}", *flags], cwd=REPO, env=env,
                         capture_output=True, text=True, timeout=600)
