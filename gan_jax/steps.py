@@ -147,8 +147,17 @@ def replicate(tree, mesh: Mesh):
 
 def make_train_fn(config, G, D, g_tx, d_tx, mesh: Mesh):
   """Returns `fn(state, images_u8, num_steps) -> (state, metrics)`, jitted per
-  num_steps, mapped over `mesh` with shard_map, and donating `state`."""
+  num_steps, mapped over `mesh` with shard_map, and donating `state`.
+
+  On CPU with several devices each call waits for its result before returning.
+  XLA:CPU (jaxlib 0.10.2) can deadlock when one device starts the next call's
+  all-reduce while another is still in the previous call: the process aborts
+  with "Termination timeout for `all reduce ...` of 40 seconds exceeded". On
+  this 2-core machine 2-device runs without the wait aborted within 200-1,000
+  steps under load; with it, 3,000 steps ran clean (BENCHMARKS.md). A CPU
+  gains almost nothing from overlapping dispatch with execution anyway."""
   cache = {}
+  sync = mesh.size > 1 and mesh.devices.flat[0].platform == "cpu"
 
   def fn(state, images_u8, num_steps: int):
     if num_steps not in cache:
@@ -157,7 +166,8 @@ def make_train_fn(config, G, D, g_tx, d_tx, mesh: Mesh):
       mapped = jax.shard_map(per_device, mesh=mesh, in_specs=(P(), P()),
                              out_specs=(P(), P()))
       cache[num_steps] = jax.jit(mapped, donate_argnums=(0,))
-    return cache[num_steps](state, images_u8)
+    out = cache[num_steps](state, images_u8)
+    return jax.block_until_ready(out) if sync else out
 
   return fn
 
