@@ -49,12 +49,12 @@ from gan_jax import checkpoint, models
 from gan_jax.checkpoint import CheckpointError
 from gan_jax.config import from_dict
 from gan_jax.neighbors import SPACES, nearest_neighbors
-from gan_jax.plots import plot_curves, plot_grid, plot_neighbors
+from gan_jax.plots import plot_curves, plot_grid, plot_neighbors, plot_runs
 from gan_jax.steps import make_sample_fn
 
 __all__ = ["Run", "load_run", "load_export", "export", "resolve", "read_metrics",
            "metrics_at", "latents", "slerp", "lerp", "INTERPOLATIONS", "nearest_neighbors",
-           "SPACES", "plot_grid", "plot_curves", "plot_neighbors", "CheckpointError"]
+           "SPACES", "plot_grid", "plot_curves", "plot_neighbors", "plot_runs", "CheckpointError"]
 
 METRICS_FILE = "metrics.jsonl"
 CARD_FILE = "model_card.json"

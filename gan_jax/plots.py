@@ -80,6 +80,37 @@ def plot_curves(metrics, which: str = "all", panels: dict | None = None,
   return fig
 
 
+def plot_runs(runs: dict, columns=("d_loss", "g_loss", "d_real", "d_fake"),
+              smooth: int = 1, title: str | None = None):
+  """Several runs on shared axes: one panel per metric column, one line per
+  run. `runs` maps a label to a metrics DataFrame (`analysis.read_metrics`);
+  `smooth` > 1 is a centred moving average over that many logged rows.
+  A run without a column is left out of that panel; empty panels are dropped."""
+  panels = {}
+  for c in columns:
+    lines = {label: df[["step", c]].dropna() for label, df in runs.items() if c in df.columns}
+    lines = {label: d for label, d in lines.items() if len(d)}
+    if lines:
+      panels[c] = lines
+  if not panels:
+    raise ValueError(f"none of the runs {sorted(runs)} has any of the columns {list(columns)}")
+  ncols = min(2, len(panels))
+  nrows = -(-len(panels) // ncols)
+  fig = _figure(4.5 * ncols, 3 * nrows)
+  if title:
+    fig.suptitle(title)
+  for n, (c, lines) in enumerate(panels.items()):
+    ax = fig.add_subplot(nrows, ncols, n + 1)
+    for label, d in lines.items():
+      y = d[c].rolling(smooth, center=True, min_periods=1).mean() if smooth > 1 else d[c]
+      ax.plot(d["step"], y, label=label, marker="o" if len(d) < 30 else None, lw=1)
+    ax.set_title(c, fontsize=10)
+    ax.set_xlabel("step")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+  return fig
+
+
 def plot_neighbors(samples, real, indices, distances=None, title: str | None = None):
   """Each row: a sample, then its nearest real images (distance above each)."""
   n, k = indices.shape

@@ -187,6 +187,23 @@ def test_plots_return_figures(run, tmp_path):
     assert img.std() > 1, name
 
 
+def test_plot_runs_overlays_runs_per_metric():
+  import pandas as pd
+  from gan_jax import analysis
+  a = pd.DataFrame({"step": [10, 20, 30, 40], "d_loss": [1.0, 0.5, 0.7, 0.6],
+                    "eval/fid": [None, 90.0, None, 80.0]})
+  b = pd.DataFrame({"step": [10, 20, 30, 40], "d_loss": [2.0, 1.0, 3.0, 1.0]})
+  fig = analysis.plot_runs({"fp32": a, "bf16": b}, ["d_loss", "eval/fid", "g_loss"], smooth=3)
+  assert [ax.get_title() for ax in fig.axes] == ["d_loss", "eval/fid"]  # no g_loss anywhere
+  d_ax, fid_ax = fig.axes
+  assert [l.get_label() for l in d_ax.get_lines()] == ["fp32", "bf16"]
+  np.testing.assert_allclose(d_ax.get_lines()[1].get_ydata(), [1.5, 2.0, 5 / 3, 2.0])
+  assert [l.get_label() for l in fid_ax.get_lines()] == ["fp32"]  # b has no eval/fid
+  np.testing.assert_array_equal(fid_ax.get_lines()[0].get_xdata(), [20, 40])
+  with pytest.raises(ValueError, match="none of the runs"):
+    analysis.plot_runs({"fp32": a}, ["g_loss"])
+
+
 def test_ema_params_are_preferred_when_a_checkpoint_has_them(workdir, run, tmp_path):
   """No TrainState has EMA yet; a checkpoint whose state holds `ema_params`
   (written here by hand) is sampled with them instead of g_params."""
