@@ -84,7 +84,8 @@ def plot_runs(runs: dict, columns=("d_loss", "g_loss", "d_real", "d_fake"),
               smooth: int = 1, title: str | None = None):
   """Several runs on shared axes: one panel per metric column, one line per
   run. `runs` maps a label to a metrics DataFrame (`analysis.read_metrics`);
-  `smooth` > 1 is a centred moving average over that many logged rows.
+  `smooth` > 1 is a centred moving average over that many logged rows of the
+  training metrics (eval/* points are drawn as they are).
   A run without a column is left out of that panel; empty panels are dropped."""
   panels = {}
   for c in columns:
@@ -102,7 +103,9 @@ def plot_runs(runs: dict, columns=("d_loss", "g_loss", "d_real", "d_fake"),
   for n, (c, lines) in enumerate(panels.items()):
     ax = fig.add_subplot(nrows, ncols, n + 1)
     for label, d in lines.items():
-      y = d[c].rolling(smooth, center=True, min_periods=1).mean() if smooth > 1 else d[c]
+      y = d[c]
+      if smooth > 1 and not c.startswith("eval/"):
+        y = y.rolling(smooth, center=True, min_periods=1).mean()
       ax.plot(d["step"], y, label=label, marker="o" if len(d) < 30 else None, lw=1)
     ax.set_title(c, fontsize=10)
     ax.set_xlabel("step")

@@ -200,6 +200,7 @@ def test_plot_runs_overlays_runs_per_metric():
   np.testing.assert_allclose(d_ax.get_lines()[1].get_ydata(), [1.5, 2.0, 5 / 3, 2.0])
   assert [l.get_label() for l in fid_ax.get_lines()] == ["fp32"]  # b has no eval/fid
   np.testing.assert_array_equal(fid_ax.get_lines()[0].get_xdata(), [20, 40])
+  np.testing.assert_array_equal(fid_ax.get_lines()[0].get_ydata(), [90, 80])  # not smoothed
   with pytest.raises(ValueError, match="none of the runs"):
     analysis.plot_runs({"fp32": a}, ["g_loss"])
 
