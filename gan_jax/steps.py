@@ -159,16 +159,20 @@ def make_train_fn(config, G, D, g_tx, d_tx, mesh: Mesh):
   cache = {}
   sync = mesh.size > 1 and mesh.devices.flat[0].platform == "cpu"
 
-  def fn(state, images_u8, num_steps: int):
+  def jitted(num_steps: int):
     if num_steps not in cache:
       per_device = functools.partial(train_steps, config=config, G=G, D=D, g_tx=g_tx,
                                      d_tx=d_tx, num_devices=mesh.size, num_steps=num_steps)
       mapped = jax.shard_map(per_device, mesh=mesh, in_specs=(P(), P()),
                              out_specs=(P(), P()))
       cache[num_steps] = jax.jit(mapped, donate_argnums=(0,))
-    out = cache[num_steps](state, images_u8)
+    return cache[num_steps]
+
+  def fn(state, images_u8, num_steps: int):
+    out = jitted(num_steps)(state, images_u8)
     return jax.block_until_ready(out) if sync else out
 
+  fn.lower = lambda state, images_u8, num_steps: jitted(num_steps).lower(state, images_u8)
   return fn
 
 

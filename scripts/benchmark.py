@@ -1,6 +1,7 @@
 r"""Training throughput of gan_jax, optionally against an equivalent PyTorch GAN.
 
   python scripts/benchmark.py --config=experiments/mnist.py --compare=torch
+  python scripts/benchmark.py --config=experiments/mnist.py --compare=torch --torch_compile=default
   python scripts/benchmark.py --config=experiments/mnist.py --config.train.batch_size=256
 
 Times full training steps (config.train.d_steps D updates + one G update) with
@@ -11,7 +12,9 @@ scripts/torch_dcgan.py (same architecture, parameter count, batch, Adam, loss an
 update order) is timed too, in blocks that alternate with the JAX blocks so that
 drift in machine load hits both sides alike; each side reports the median over
 its blocks. torch uses torch.set_num_threads(os.cpu_count()) threads (or
---torch_threads), and XLA:CPU uses all cores by default.
+--torch_threads), and XLA:CPU uses all cores by default. --torch_compile=MODE
+compiles the twin's G, D and optimizer steps with torch.compile(mode=MODE); its
+compilation happens in the untimed warm-up and its time is printed.
 
 On a CPU shared with other jobs, wall-clock rates swing by 2x from minute to
 minute, and torch with more threads than free cores can slow down 3-10x
@@ -47,6 +50,9 @@ flags.DEFINE_integer("rounds", 5, "Timing blocks per side (alternating with --co
 flags.DEFINE_integer("warmup", 5, "Untimed steps per side after compilation.")
 flags.DEFINE_bool("real_data", False, "Load config.data instead of synthetic uint8 images.")
 flags.DEFINE_integer("synthetic_examples", 10_000, "Number of synthetic images.")
+flags.DEFINE_enum("torch_compile", "none", ["none", "default", "reduce-overhead", "max-autotune"],
+                  "With --compare=torch: torch.compile G, D and the optimizer steps with "
+                  "this mode (none: eager PyTorch).")
 flags.DEFINE_integer("torch_threads", 0, "torch.set_num_threads(N); 0 means os.cpu_count().")
 
 
@@ -88,6 +94,15 @@ class JaxSide:
     self.jax.block_until_ready(self.state)
     return calls * self.k
 
+  def flops_per_step(self):
+    """XLA's count for one step on all devices, from the compiled per-device
+    program (after dead code is removed); None where the backend gives none."""
+    cost = self.fn.lower(self.state, self.images, self.k).compile().cost_analysis()
+    if isinstance(cost, (list, tuple)):  # older jaxlibs: one dict per program
+      cost = cost[0] if cost else None
+    flops = (cost or {}).get("flops")
+    return None if not flops or flops < 0 else flops / self.k * self.mesh.size
+
   def device_peak_mb(self):
     stats = self.jax.local_devices()[0].memory_stats() or {}
     peak = stats.get("peak_bytes_in_use")
@@ -104,7 +119,9 @@ class TorchSide:
     if device == "cpu" and backend != "cpu":
       print(f"warning: JAX runs on {backend} but torch on cpu; the ratio compares "
             "different hardware", flush=True)
-    self.trainer = torch_dcgan.Trainer(config, images, device, seed=config.seed)
+    mode = None if FLAGS.torch_compile == "none" else FLAGS.torch_compile
+    self.trainer = torch_dcgan.Trainer(config, images, device, seed=config.seed,
+                                       compile_mode=mode)
     self.params = (torch_dcgan.count_params(self.trainer.G),
                    torch_dcgan.count_params(self.trainer.D))
     self.device = device
@@ -154,11 +171,13 @@ def check_compare(config) -> None:
 
 def benchmark(config) -> dict:
   import jax
-  from gan_jax.config import validate
+  from gan_jax.config import ConfigError, validate
   from gan_jax.models.layers import resolve_upsample
   validate(config, jax.device_count())
   if FLAGS.compare == "torch":
     check_compare(config)
+  elif FLAGS.torch_compile != "none":
+    raise ConfigError(f"--torch_compile={FLAGS.torch_compile} needs --compare=torch")
   backend, devices = jax.default_backend(), jax.local_devices()
   load_start = os.getloadavg()
   batch = config.train.batch_size
@@ -174,6 +193,9 @@ def benchmark(config) -> dict:
   sides["jax"].run(1)
   print(f"jax: compiled and ran the first call in {time.perf_counter() - t0:.1f} s", flush=True)
   sides["jax"].run(FLAGS.warmup)
+  flops = sides["jax"].flops_per_step()
+  if flops:
+    print(f"jax: XLA counts {flops / 1e9:.4g} GFLOP per step (all devices)", flush=True)
   rss_jax = _rss_mb()
   if FLAGS.compare == "torch":
     import torch
@@ -186,7 +208,12 @@ def benchmark(config) -> dict:
         f"parameter counts differ: jax (G, D) = {sides['jax'].params}, "
         f"torch = {sides['torch'].params}")
     print("parameter counts identical: ok", flush=True)
-    sides["torch"].run(FLAGS.warmup)
+    kind = ("eager" if FLAGS.torch_compile == "none"
+            else f"torch.compile(mode={FLAGS.torch_compile!r})")
+    t0, warm = time.perf_counter(), max(FLAGS.warmup, 1)
+    sides["torch"].run(warm)
+    print(f"torch {kind}: the first {warm} steps (compilation included) took "
+          f"{time.perf_counter() - t0:.1f} s", flush=True)
 
   rates, cpu_ms = {name: [] for name in sides}, {name: [] for name in sides}
   for r in range(FLAGS.rounds):
@@ -213,10 +240,13 @@ def benchmark(config) -> dict:
       "jax_steps_per_sec": jax_sps,
       "jax_images_per_sec": jax_sps * batch,
       "jax_blocks_steps_per_sec": rates["jax"],
+      "flops_per_step": flops,
+      "jax_tflops_per_sec": None if flops is None else flops * jax_sps / 1e12,
       "torch_steps_per_sec": torch_sps,
       "torch_images_per_sec": None if torch_sps is None else torch_sps * batch,
       "torch_blocks_steps_per_sec": rates.get("torch"),
       "torch_threads": None if torch_sps is None else sides["torch"].torch.get_num_threads(),
+      "torch_compile": None if torch_sps is None else FLAGS.torch_compile,
       "ratio": None if torch_sps is None else jax_sps / torch_sps,
       "jax_cpu_ms_per_step": statistics.median(cpu_ms["jax"]),
       "torch_cpu_ms_per_step": None if torch_sps is None else statistics.median(cpu_ms["torch"]),
@@ -241,6 +271,9 @@ def benchmark(config) -> dict:
       f"{name} {statistics.median(cpu_ms[name]):.0f} ms" for name in sides)
       + f"; 1-min load average {load_start[0]:.1f} -> {os.getloadavg()[0]:.1f} on "
       f"{os.cpu_count()} CPUs", flush=True)
+  if flops:
+    print(f"jax: {flops * jax_sps / 1e12:.4g} TFLOP/s achieved (XLA's FLOP count x steps/s)",
+          flush=True)
   print(f"peak host RSS: {result['peak_rss_mb']:.0f} MiB (after JAX warm-up: {rss_jax:.0f} MiB)"
         + ("" if backend == "cpu" else f"; peak device memory: jax "
            f"{result['jax_peak_device_mb']} MiB, torch {result['torch_peak_device_mb']} MiB"),
