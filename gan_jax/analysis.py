@@ -110,9 +110,12 @@ def latents(n: int, z_dim: int, seed: int = 0, truncation: float | None = None,
 # ----------------------------------------------------------------- metrics
 
 def read_metrics(path: str):
-  """metrics.jsonl -> DataFrame, one row per step (training and eval rows of
-  the same step merged), sorted by step. A torn last line is skipped."""
+  """metrics.jsonl (or a workdir holding one) -> DataFrame, one row per step
+  (training and eval rows of the same step merged), sorted by step. A torn last
+  line is skipped."""
   import pandas as pd
+  if os.path.isdir(path):
+    path = os.path.join(path, "metrics.jsonl")
   rows = []
   if os.path.exists(path):
     with open(path) as f:

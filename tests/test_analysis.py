@@ -221,3 +221,14 @@ def test_ema_params_are_preferred_when_a_checkpoint_has_them(workdir, run, tmp_p
   ema = analysis.load_run(copy, 8)
   assert ema.uses_ema and ema.step == 8
   np.testing.assert_array_equal(ema.sample(4, seed=2), run.sample(4, seed=2))
+
+
+def test_read_metrics_takes_a_workdir_or_its_file(tmp_path):
+  from gan_jax import analysis
+  rows = [{"step": 2, "d_loss": 0.5}, {"step": 1, "d_loss": 0.7}, {"step": 2, "eval/fid": 9.0}]
+  (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows)
+                                          + '{"step": 3, "d_lo')  # torn last line
+  for path in (tmp_path, tmp_path / "metrics.jsonl", str(tmp_path)):
+    df = analysis.read_metrics(path)
+    assert df["step"].tolist() == [1, 2]
+    assert df["d_loss"].tolist() == [0.7, 0.5] and df["eval/fid"].iloc[1] == 9.0
