@@ -10,12 +10,18 @@ Offline, on the 10,000-digit MNIST test set in IDX files:
     --config.data.source=idx --config.data.path=../shared/data/mnist \
     --config.train.num_steps=2000
 
-On a 2-core CPU (batch 64) a step takes ~0.13 s on an idle machine; our
-2,000-step run above took 10m17s while other jobs shared the cores (3-6
-steps/s). Digits are recognisable in samples/ from ~1,000 steps on; at 2,000
-most of the 64 samples are clear digits with some broken strokes. Add
---config.eval.every=1000 for FID/KID/IS/precision/recall (LeNet features):
-that run measured FID 139 at step 1,000 and 90 at 2,000 (real-vs-real floor 7.1).
+On a 2-core CPU (batch 64) a step takes ~0.1 s on an idle machine (9-10
+steps/s): 2,000 steps with two evaluations took 221-318 s on 2026-11-26, and
+10m17s earlier while other jobs shared the cores (3-6 steps/s). Digits are
+recognisable in samples/ from ~1,000 steps on; at 2,000 about half of the 64
+samples are clear digits and the rest digit-like strokes. Add
+--config.eval.every=1000 for FID/KID/IS/precision/recall (LeNet features): that
+run measured FID 139 at step 1,000 and 90 at 2,000 (real-vs-real floor 7.1),
+before the CPU up-convolution changed form (same function, other rounding, so
+another trajectory). Since then, with --config.eval.every=1000
+--config.train.log_every=50 and seeds 0 and 1 it measured 139.9/100.3 and
+136.6/96.1. --config.train.compute_dtype=bfloat16 gave 144.2/102.7 and
+147.2/99.1 (no faster on a CPU; see BENCHMARKS.md).
 """
 from gan_jax.config import base_config
 
