@@ -178,7 +178,6 @@ class Trainer:
     self.images = torch.from_numpy(images_u8).permute(0, 3, 1, 2).contiguous().to(self.device)
     self.batch, self.z_dim, self.d_steps = t.batch_size, config.model.z_dim, t.d_steps
     self.g_loss = G_LOSSES[t.loss]
-    self.compile_mode = compile_mode
     self._g_update, self._d_update = self.g_opt.step, self.d_opt.step
     if compile_mode is not None:
       self.G, self.D = (torch.compile(m, mode=compile_mode) for m in (self.G, self.D))
