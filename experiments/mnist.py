@@ -7,8 +7,8 @@ With TFDS (needs the dataset prepared once, or --config.data.data_dir):
 Offline, on the 10,000-digit MNIST test set in IDX files:
 
   python -m gan_jax.main --config=experiments/mnist.py --workdir=/tmp/m \
-    --config.data.source=idx --config.data.path=../shared/data/mnist \
-    --config.train.num_steps=2000
+    --config.data.source=idx --config.data.split=test \
+    --config.data.path=../shared/data/mnist --config.train.num_steps=2000
 
 On a 2-core CPU (batch 64) a step takes ~0.1 s on an idle machine (9-10
 steps/s): 2,000 steps with two evaluations took 221-318 s on 2026-11-26, and

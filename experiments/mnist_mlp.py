@@ -1,7 +1,7 @@
 """The original GAN (Goodfellow et al. 2014): MLP G and D with the minimax loss.
 
   python -m gan_jax.main --config=experiments/mnist_mlp.py --workdir=/tmp/mlp \
-    --config.data.source=idx --config.data.path=../shared/data/mnist
+    --config.data.source=idx --config.data.split=test --config.data.path=../shared/data/mnist
 
 The minimax loss saturates early (the paper's Sec. 3 remark), so progress is
 slower than with non_saturating; expect blurry digit-like strokes after a few

@@ -4,7 +4,7 @@ On the shared MNIST test set (what the shipped weights were trained on: the
 first 9,000 digits after a seeded shuffle for training, the other 1,000 held out):
 
   python scripts/train_classifier.py --source=idx --path=../shared/data/mnist \
-    --holdout=1000 --out=gan_jax/metrics/weights/lenet_mnist.msgpack
+    --split=test --holdout=1000 --out=gan_jax/metrics/weights/lenet_mnist.msgpack
 
 With the full TFDS MNIST (60k train, evaluated on the 10k test split):
 
@@ -28,13 +28,15 @@ from absl import app, flags  # noqa: E402
 
 from gan_jax import data  # noqa: E402
 from gan_jax.config import base_config  # noqa: E402
+from gan_jax.data.idx import SPLITS  # noqa: E402
 from gan_jax.metrics.features import LENET_WEIGHTS, LeNet, save_params  # noqa: E402
 
 flags.DEFINE_string("source", "idx", "Data source: tfds, idx, folder or digits.")
 flags.DEFINE_string("path", "../shared/data/mnist", "Folder for idx/folder sources.")
 flags.DEFINE_string("name", "mnist", "TFDS dataset name.")
-flags.DEFINE_string("split", "train", "TFDS split to train on.")
-flags.DEFINE_string("eval_split", "", "TFDS split to evaluate on (instead of --holdout).")
+flags.DEFINE_string("split", "train", "Split to train on: a TFDS split, or train/test/all "
+                    "for --source=idx (the shared MNIST folder holds only 'test').")
+flags.DEFINE_string("eval_split", "", "Split to evaluate on, instead of --holdout (tfds, idx).")
 flags.DEFINE_string("data_dir", "", "TFDS data_dir.")
 flags.DEFINE_integer("holdout", 1000, "Examples held out for evaluation.")
 flags.DEFINE_integer("epochs", 8, "Training epochs.")
@@ -45,12 +47,16 @@ flags.DEFINE_string("out", LENET_WEIGHTS, "Where to write the msgpack weights.")
 FLAGS = flags.FLAGS
 
 
-def _load(split: str):
+def _load(split: str, flag: str):
   c = base_config().data
   c.source, c.path, c.name, c.split, c.data_dir = (FLAGS.source, FLAGS.path, FLAGS.name,
                                                    split, FLAGS.data_dir)
   c.image_size, c.channels = 28, 1
-  ds = data.load(c)
+  try:
+    ds = data.load(c)
+  except data.DataError as e:  # name this script's flags, not the config keys behind them
+    raise SystemExit("error: " + str(e).replace("config.data.split", flag)
+                     .replace("config.data.path", "--path")) from None
   if ds.labels is None:
     raise SystemExit(f"error: --source={FLAGS.source} has no labels; a classifier needs them")
   return ds.images.astype(np.float32) / 127.5 - 1, ds.labels
@@ -62,11 +68,29 @@ def accuracy(apply, params, x, y) -> float:
   return float(np.mean(preds == y))
 
 
-def main(_):
-  x, y = _load(FLAGS.split)
+def _check_flags():
   if FLAGS.eval_split:
-    x_test, y_test = _load(FLAGS.eval_split)
+    if FLAGS.source not in ("tfds", "idx"):
+      raise SystemExit(f"error: --eval_split needs --source=tfds or idx, not {FLAGS.source!r}; "
+                       "use --holdout")
+    overlap = (FLAGS.eval_split == FLAGS.split if FLAGS.source == "tfds" else
+               set(SPLITS.get(FLAGS.split, ())) & set(SPLITS.get(FLAGS.eval_split, ())))
+    if overlap:
+      raise SystemExit(f"error: --eval_split={FLAGS.eval_split!r} overlaps "
+                       f"--split={FLAGS.split!r}; held-out data must be disjoint")
+  elif FLAGS.holdout <= 0:
+    raise SystemExit(f"error: --holdout={FLAGS.holdout} must be positive without --eval_split")
+
+
+def main(_):
+  _check_flags()
+  x, y = _load(FLAGS.split, "--split")
+  if FLAGS.eval_split:
+    x_test, y_test = _load(FLAGS.eval_split, "--eval_split")
   else:
+    if FLAGS.holdout >= len(x):
+      raise SystemExit(f"error: --holdout={FLAGS.holdout} leaves nothing to train on; the "
+                       f"data holds {len(x)} images")
     perm = np.random.default_rng(FLAGS.seed).permutation(len(x))
     test, train = perm[:FLAGS.holdout], perm[FLAGS.holdout:]
     x, y, x_test, y_test = x[train], y[train], x[test], y[test]

@@ -16,7 +16,8 @@ def _cfg(**kw):
 
 @needs(MNIST_DIR)
 def test_idx_reads_the_real_mnist_test_set():
-  ds = data.load(_cfg(source="idx", path=str(MNIST_DIR), image_size=28, channels=1))
+  ds = data.load(_cfg(source="idx", split="test", path=str(MNIST_DIR), image_size=28,
+                      channels=1))
   assert ds.images.shape == (10000, 28, 28, 1) and ds.images.dtype == np.uint8
   assert np.bincount(ds.labels).tolist() == MNIST_TEST_COUNTS
   assert ds.images.max() == 255 and ds.images.min() == 0
@@ -34,9 +35,28 @@ def test_idx_writes_and_reads_both_pairs(tmp_path):
   write("train-labels-idx1-ubyte.gz", np.array([1, 2, 3], np.uint8), 0x08)
   write("t10k-images-idx3-ubyte.gz", imgs[3:], 0x08)
   write("t10k-labels-idx1-ubyte.gz", np.array([4, 5], np.uint8), 0x08)
-  ds = data.load(_cfg(source="idx", path=str(tmp_path), image_size=28, channels=1))
+  def load(split):
+    return data.load(_cfg(source="idx", split=split, path=str(tmp_path), image_size=28,
+                          channels=1))
+  ds = load("all")
   np.testing.assert_array_equal(ds.images[..., 0], imgs)
   assert ds.labels.tolist() == [1, 2, 3, 4, 5]
+  # each split reads only its own files: test digits never leak into 'train'
+  assert load("train").labels.tolist() == [1, 2, 3]
+  np.testing.assert_array_equal(load("test").images[..., 0], imgs[3:])
+  with pytest.raises(DataError, match="config.data.split='validation' is not an idx split"):
+    load("validation")
+  # a label file that does not match its images is an error, not a shifted label
+  write("t10k-labels-idx1-ubyte.gz", np.array([4], np.uint8), 0x08)
+  with pytest.raises(DataError, match="holds 1 labels for the 2 images"):
+    load("test")
+  # a missing split names the files that are there and the split to use
+  for f in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"):
+    (tmp_path / f).unlink()
+  with pytest.raises(DataError, match="has only the t10k files; use config.data.split='test'"):
+    load("train")
+  with pytest.raises(DataError, match="needs train-images-idx3-ubyte"):
+    load("all")
   # a truncated file is reported, not silently read
   (tmp_path / "t10k-images-idx3-ubyte.gz").write_bytes(
       __import__("gzip").compress(bytes([0, 0, 8, 3, 0, 0, 0, 9, 0, 0, 0, 28, 0, 0, 0, 28])))
@@ -105,9 +125,41 @@ def test_tfds_through_mock_data():
   assert tf.config.get_visible_devices("GPU") == []
 
 
+def test_tfds_images_of_varying_size_and_a_wrong_image_key():
+  tfds = pytest.importorskip("tensorflow_datasets")
+  with tfds.testing.mock_data(num_examples=6):
+    flowers = data.load(_cfg(source="tfds", name="tf_flowers", split="train", image_size=16,
+                             channels=3))
+    with pytest.raises(DataError, match="config.data.image_key='img' is not a feature of "
+                                        "'mnist'; its image features: image"):
+      data.load(_cfg(source="tfds", name="mnist", split="train", image_key="img"))
+  assert flowers.images.shape == (6, 16, 16, 3) and flowers.images.dtype == np.uint8
+  assert flowers.labels.shape == (6,)
+
+
 def test_import_gan_jax_does_not_import_tensorflow():
   import subprocess, sys
   code = ("import sys, gan_jax, gan_jax.train, gan_jax.data, gan_jax.metrics; "
           "print('tensorflow' in sys.modules)")
   out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
   assert out.stdout.strip() == "False"
+
+
+def test_folder_rescales_16_bit_and_float_greyscale_and_applies_exif_orientation(tmp_path):
+  Image.fromarray(np.full((8, 8), 32768, np.uint16)).save(tmp_path / "a_grey16.png")
+  Image.fromarray(np.full((8, 8), 0.5, np.float32)).save(tmp_path / "b_float.tiff")
+  # a tRNS transparent colour on a greyscale PNG is composited on white like alpha
+  Image.new("L", (8, 8), 0).save(tmp_path / "c_trns.png", transparency=0)
+  # 4x8 landscape pixels, tagged "rotate 90 CW to view": a viewer shows 8x4 portrait
+  im = Image.new("L", (8, 4), 0)
+  im.paste(255, (0, 0, 4, 4))  # left half white
+  exif = Image.Exif()
+  exif[0x0112] = 6
+  im.save(tmp_path / "d_exif.jpg", exif=exif, quality=100)
+  ds = data.load(_cfg(source="folder", path=str(tmp_path), image_size=8, channels=1))
+  grey16, grey_float, trns, rotated = ds.images[..., 0]
+  assert abs(int(grey16.mean()) - 128) <= 1       # not clipped to 255
+  assert abs(int(grey_float.mean()) - 128) <= 1   # not clipped to 0
+  assert trns.min() == 255
+  # after the rotation the white half is on top (rows), not on the left (columns)
+  assert rotated[:4].mean() > 200 and rotated[4:].mean() < 50

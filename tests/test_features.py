@@ -9,7 +9,8 @@ from conftest import MNIST_DIR, needs, tiny_config
 
 @pytest.fixture(scope="module")
 def mnist():
-  c = tiny_config(**{"data.source": "idx", "data.path": str(MNIST_DIR), "data.image_size": 28})
+  c = tiny_config(**{"data.source": "idx", "data.split": "test", "data.path": str(MNIST_DIR),
+                     "data.image_size": 28})
   ds = data.load(c.data)
   return ds.images.astype(np.float32) / 127.5 - 1, ds.labels
 

@@ -26,7 +26,8 @@ def _samples(sample_fn, state, n, z_dim, seed):
 @needs(MNIST_DIR)
 def test_dcgan_learns_mnist_digits():
   config = tiny_config(**{
-      "data.source": "idx", "data.path": str(MNIST_DIR), "data.image_size": 28,
+      "data.source": "idx", "data.split": "test", "data.path": str(MNIST_DIR),
+      "data.image_size": 28,
       "model.z_dim": 64, "model.g_features": 32, "model.d_features": 32,
       "train.batch_size": 64})
   ds = data.load(config.data)

@@ -1,6 +1,9 @@
 """MNIST-format IDX files (LeCun et al.): `{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]`.
 
-Whichever train/t10k pairs are present in the folder are used (concatenated).
+`config.data.split` picks the files, as TFDS names MNIST's splits: 'train' reads
+`train-*`, 'test' reads `t10k-*`, and 'all' concatenates both (train first).
+A split whose image file is missing is an error, never a silent substitute, so
+test digits cannot leak into a training set unnoticed.
 """
 from __future__ import annotations
 
@@ -24,7 +27,8 @@ def read_idx(path: str) -> np.ndarray:
   shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
   arr = np.frombuffer(data, dtype=_DTYPES[data[2]], offset=4 + 4 * ndim)
   if arr.size != int(np.prod(shape)):
-    raise DataError(f"{path} is truncated: header says {shape}, found {arr.size} values")
+    what = "is truncated" if arr.size < int(np.prod(shape)) else "has trailing data"
+    raise DataError(f"{path} {what}: header says {shape}, found {arr.size} values")
   return arr.reshape(shape)
 
 
@@ -36,23 +40,36 @@ def _find(folder: str, prefix: str, kind: str) -> str | None:
   return None
 
 
+SPLITS = {"train": ("train",), "test": ("t10k",), "all": ("train", "t10k")}
+
+
 def load_idx(cfg) -> Dataset:
   folder = cfg.path
   if not folder or not os.path.isdir(folder):
     raise DataError(f"config.data.path={folder!r} is not a folder; idx needs a folder "
                     "of MNIST IDX files such as t10k-images-idx3-ubyte.gz")
+  split = cfg.get("split", "train")
+  if split not in SPLITS:
+    raise DataError(f"config.data.split={split!r} is not an idx split; valid: "
+                    f"{', '.join(map(repr, SPLITS))}")
+  present = [p for p in ("train", "t10k") if _find(folder, p, "images-idx3")]
   images, labels, used = [], [], []
-  for prefix in ("train", "t10k"):
+  for prefix in SPLITS[split]:
     ip = _find(folder, prefix, "images-idx3")
     if ip is None:
-      continue
-    images.append(read_idx(ip))
+      have = (f"it has only the {' and '.join(present)} files; use config.data.split="
+              f"{'test' if present == ['t10k'] else 'train'!r}" if present
+              else "it holds no IDX image files")
+      raise DataError(f"config.data.split={split!r} needs {prefix}-images-idx3-ubyte[.gz] "
+                      f"in config.data.path={folder!r}, but {have}")
+    img = read_idx(ip)
     lp = _find(folder, prefix, "labels-idx1")
-    labels.append(read_idx(lp).astype(np.int32) if lp else None)
+    lbl = read_idx(lp).astype(np.int32) if lp else None
+    if lbl is not None and len(lbl) != len(img):
+      raise DataError(f"{lp} holds {len(lbl)} labels for the {len(img)} images of {ip}")
+    images.append(img)
+    labels.append(lbl)
     used.append(os.path.basename(ip))
-  if not images:
-    raise DataError(f"config.data.path={folder!r} holds no IDX image files "
-                    "(expected train-images-idx3-ubyte[.gz] and/or t10k-images-idx3-ubyte[.gz])")
   x = np.concatenate(images)
   y = None if any(l is None for l in labels) else np.concatenate(labels)
   return Dataset(conform(x, cfg.image_size, cfg.channels), y, f"idx: {', '.join(used)}")
