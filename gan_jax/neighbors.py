@@ -9,7 +9,10 @@ SPACES = ("pixel", "feature")
 
 
 def _embed(images, space: str, extractor: str, batch_size: int) -> np.ndarray:
-  images = np.asarray(images, np.float32)
+  images = np.asarray(images)
+  # uint8 (what gan_jax.data.load returns) -> the [-1, 1] scale of G's samples
+  images = images / np.float32(127.5) - 1 if images.dtype == np.uint8 else images
+  images = images.astype(np.float32)
   if space == "pixel":
     return images.reshape(len(images), -1)
   if images.shape[-1] != 1:
@@ -25,7 +28,8 @@ def nearest_neighbors(samples, real, k: int = 5, space: str = "pixel",
                       batch_size: int = 256, extractor: str = "lenet_mnist",
                       block: int = 4096):
   """For each sample, the k nearest images of `real` by Euclidean distance in
-  pixels or in the extractor's feature space (the features FID uses).
+  pixels or in the extractor's feature space (the features FID uses). Float
+  images are taken to be in [-1, 1]; uint8 images are scaled to it.
   Returns (indices (n, k) into `real`, distances (n, k)), nearest first.
   Distances are computed in blocks of batch_size x block, so memory stays small."""
   if space not in SPACES:

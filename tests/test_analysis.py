@@ -139,6 +139,10 @@ def test_nearest_neighbors_pixel_and_feature(run):
   np.testing.assert_allclose(dist, np.sort(d, axis=1)[:, :4], rtol=1e-5)
   with pytest.raises(ValueError, match="grayscale"):
     nearest_neighbors(np.zeros((2, 8, 8, 3)), np.zeros((4, 8, 8, 3)), k=2, space="feature")
+  # uint8 real images (as data.load returns them) are on the samples' [-1, 1] scale
+  real_u8 = np.round((real + 1) * 127.5).astype(np.uint8)
+  idx, dist = nearest_neighbors(queries, real_u8, k=1)
+  assert list(idx[:, 0]) == [5, 17, 250] and dist.max() < 0.1
 
 
 def test_export_samples_identically_without_the_training_state(workdir, tmp_path):

@@ -23,10 +23,36 @@ def to_pil(img: np.ndarray) -> Image.Image:
   return Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img)
 
 
+def _to_8bit(im: Image.Image) -> Image.Image:
+  """16-bit, 32-bit integer and float greyscale -> 8-bit 'L', rescaled.
+
+  PIL's own convert('L') clips these modes, so a 16-bit PNG at 50% grey would
+  come out white. 16-bit modes and integer images above 255 are read as 16-bit
+  (divided by 257); float images must hold [0, 1] or [0, 255].
+  """
+  if im.mode.startswith("I"):
+    a = np.asarray(im).astype(np.float64)
+    if im.mode.startswith("I;16") or a.max() > 255:
+      a = a / 257.0
+  elif im.mode == "F":
+    a = np.asarray(im, np.float64)
+    lo, hi = float(np.nanmin(a)), float(np.nanmax(a))
+    if not (np.isfinite(a).all() and lo >= 0 and hi <= 255):
+      raise DataError(f"a float image holds values in [{lo:g}, {hi:g}]; expected [0, 1] or "
+                      "[0, 255]")
+    if hi <= 1:
+      a = a * 255.0
+  else:
+    return im
+  return Image.fromarray(np.clip(np.round(a), 0, 255).astype(np.uint8), "L")
+
+
 def convert_image(im: Image.Image, size: int, channels: int) -> np.ndarray:
-  """Any PIL image -> (size, size, channels) uint8: alpha composited on white,
+  """Any PIL image -> (size, size, channels) uint8: 16-bit and float greyscale
+  rescaled to 8 bits, alpha (or a transparent colour) composited on white,
   shorter side resized to `size` (bicubic/area), then centre-cropped."""
-  if im.mode in ("RGBA", "LA", "P", "PA"):
+  im = _to_8bit(im)
+  if im.mode in ("RGBA", "LA", "P", "PA") or "transparency" in im.info:
     im = im.convert("RGBA")
     bg = Image.new("RGBA", im.size, (255, 255, 255, 255))
     im = Image.alpha_composite(bg, im)

@@ -6,7 +6,7 @@ import logging
 import os
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from gan_jax.data.common import DataError, Dataset, convert_image
 
@@ -31,7 +31,9 @@ def load_folder(cfg) -> Dataset:
   for path in files:
     try:
       with Image.open(path) as im:
-        images.append(convert_image(im, cfg.image_size, cfg.channels))
+        # the camera's orientation tag, as image viewers apply it
+        images.append(convert_image(ImageOps.exif_transpose(im), cfg.image_size,
+                                    cfg.channels))
     except (UnidentifiedImageError, OSError, ValueError):
       skipped += 1
   if not images:

@@ -10,7 +10,7 @@ import os
 
 import numpy as np
 
-from gan_jax.data.common import DataError, Dataset, conform
+from gan_jax.data.common import DataError, Dataset, conform, convert_image, to_pil
 
 
 def import_tfds():
@@ -42,12 +42,24 @@ def load_tfds(cfg) -> Dataset:
         f"{str(e).splitlines()[0] if str(e) else ''}. Either prepare it once where the "
         "internet is reachable and pass --config.data.data_dir=DIR, or put the "
         "dataset's original files in a folder and pass --config.data.manual_dir=DIR") from e
+  key, features = cfg.image_key, builder.info.features
+  if key not in features:
+    image_keys = [k for k, f in features.items() if isinstance(f, tfds.features.Image)]
+    raise DataError(f"config.data.image_key={key!r} is not a feature of {cfg.name!r}; its "
+                    f"image features: {', '.join(image_keys) or 'none'}")
   images, labels = [], []
-  key = cfg.image_key
-  for batch in tfds.as_numpy(ds.batch(1024)):
-    images.append(batch[key])
-    if "label" in batch:
-      labels.append(batch["label"])
+  if None in features[key].shape[:2]:
+    # Images of varying size (tf_flowers, ...) cannot be batched: each one is
+    # resized and cropped on its own.
+    for ex in tfds.as_numpy(ds):
+      images.append(convert_image(to_pil(ex[key]), cfg.image_size, cfg.channels)[None])
+      if "label" in ex:
+        labels.append(np.asarray(ex["label"])[None])
+  else:
+    for batch in tfds.as_numpy(ds.batch(1024)):
+      images.append(batch[key])
+      if "label" in batch:
+        labels.append(batch["label"])
   x = np.concatenate(images)
   y = np.concatenate(labels).astype(np.int32) if labels else None
   return Dataset(conform(x, cfg.image_size, cfg.channels), y,
