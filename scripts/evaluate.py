@@ -9,13 +9,15 @@
   LeNet for MNIST-family data), or the mode metrics for the 2-D toy data.
 * --step=init evaluates the untrained generator the run started from (the
   config's seed), a baseline for how far training moved.
-* --real_vs_real also computes every metric between two disjoint halves of
-  the real data of that size: the floor the sample size allows. It is printed
-  beside the model's numbers.
+* --real_vs_real also computes every metric between two disjoint sets of real
+  images of the evaluation's sizes (real and generated): the floor the sample
+  size allows. It is printed beside the model's numbers. When the data holds
+  too few images for that, both sets shrink in proportion, a note says so, and
+  the JSON's real_vs_real_sizes gives the sizes used. Image data only.
 * Writes W/eval/step_<N>.json (step_init.json for --step=init).
 
-Run it from the directory the training ran from when the config's data.path
-is relative.
+Runs record data.path absolute. For a run recorded with a relative path (before
+2026-11-26), run this from the directory the training ran from.
 """
 from __future__ import annotations
 
@@ -48,7 +50,7 @@ def main(argv):
   del argv
   from absl import logging
   from gan_jax import analysis, checkpoint, data, evaluate
-  from gan_jax.config import from_dict
+  from gan_jax.config import MIN_EVAL_SAMPLES, from_dict
   logging.set_verbosity(logging.WARNING)
   if FLAGS.step == "init":
     saved = checkpoint.saved_config(FLAGS.workdir)
@@ -60,15 +62,27 @@ def main(argv):
     run = analysis.load_run(FLAGS.workdir, FLAGS.step)
     config, step_name, generate = run.config, str(run.step), run.generate
   config.unlock()
+  if FLAGS.real_vs_real and config.data.source == "toy":
+    raise ValueError("--real_vs_real is for image data; the toy metrics already compare "
+                     "against the known mixture")
+  if FLAGS.num_samples < 0 or 0 < FLAGS.num_samples < MIN_EVAL_SAMPLES:
+    raise ValueError(f"--num_samples={FLAGS.num_samples} must be 0 (the run's "
+                     f"eval.num_samples) or at least {MIN_EVAL_SAMPLES}")
   if FLAGS.num_samples:
     config.eval.num_samples = FLAGS.num_samples
     config.eval.num_real = FLAGS.num_samples
   images = data.load(config.data).images
   results = evaluate.Evaluator(config, images, FLAGS.workdir)(
       generate, 0 if step_name == "init" else int(step_name))
-  floor = {}
-  if FLAGS.real_vs_real and config.data.source != "toy":
-    floor = evaluate.real_vs_real(config, images, config.eval.num_samples)
+  floor, floor_n = {}, None
+  if FLAGS.real_vs_real:
+    floor, floor_n = evaluate.real_vs_real(config, images)
+    n_real, n_fake, _, _ = evaluate.floor_sizes(config, len(images))
+    if floor_n != (n_real, n_fake):
+      print(f"note: the data holds {len(images)} images, too few for a real-vs-real floor at "
+            f"the evaluation's sizes ({n_real} real, {n_fake} generated); the floor uses "
+            f"{floor_n[0]} and {floor_n[1]} disjoint real images, so it is higher than the "
+            "true floor at this sample size")
   print(f"{'metric':<18}{'step ' + step_name:>14}" + (f"{'real vs real':>16}" if floor else ""))
   for k, v in results.items():
     print(f"{k:<18}{v:>14.5g}" + (f"{floor[k]:>16.5g}" if k in floor else ""))
@@ -76,8 +90,10 @@ def main(argv):
   os.makedirs(out_dir, exist_ok=True)
   path = os.path.join(out_dir, f"step_{step_name}.json")
   with open(path, "w") as f:
-    json.dump({"step": step_name, "num_samples": config.eval.num_samples, "metrics": results,
-               "real_vs_real": floor}, f, indent=2)
+    json.dump({"step": step_name, "num_samples": config.eval.num_samples,
+               "num_real": min(config.eval.num_real or config.eval.num_samples, len(images)),
+               "metrics": results, "real_vs_real": floor,
+               "real_vs_real_sizes": list(floor_n) if floor_n else None}, f, indent=2)
   print(f"wrote {path}")
 
 

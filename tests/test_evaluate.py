@@ -44,7 +44,9 @@ def test_evaluate_script_with_floor_and_untrained_baseline(run):
   out = _evaluate(run, "--step=latest", "--num_samples=200", "--real_vs_real")
   assert out.returncode == 0, out.stderr[-2000:]
   res = json.loads((run / "eval" / "step_8.json").read_text())
-  assert res["num_samples"] == 200
+  assert res["num_samples"] == 200 and res["num_real"] == 200
+  assert res["real_vs_real_sizes"] == [200, 200]  # the floor at the evaluation's own sizes
+  assert "note:" not in out.stdout
   assert set(res["metrics"]) >= {"eval/fid", "eval/kid", "eval/precision", "eval/recall"}
   assert res["real_vs_real"]["eval/fid"] < res["metrics"]["eval/fid"]
   assert "real vs real" in out.stdout
@@ -58,3 +60,17 @@ def test_evaluate_script_bad_step(run):
   out = _evaluate(run, "--step=12345")
   assert out.returncode != 0
   assert "no checkpoint at step 12345" in out.stderr and "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize("num_samples,num_real,data,expected", [
+    (1000, 0, 10_000, (1000, 1000, 1000, 1000)),   # room for both sets: the eval's sizes
+    (500, 5000, 10_000, (5000, 500, 5000, 500)),   # unequal sets keep their sizes
+    (1000, 0, 819, (819, 1000, 368, 451)),         # 819 Pokemon: shrink in proportion
+    (500, 5000, 819, (819, 500, 508, 311)),
+])
+def test_real_vs_real_floor_uses_the_evaluation_sizes(num_samples, num_real, data, expected):
+  from gan_jax.evaluate import floor_sizes
+  c = tiny_config(**{"eval.num_samples": num_samples, "eval.num_real": num_real})
+  n_real, n_fake, a, b = floor_sizes(c, data)
+  assert (n_real, n_fake, a, b) == expected
+  assert a + b <= data
