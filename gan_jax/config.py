@@ -54,6 +54,19 @@ def _positive(config, *names: str) -> None:
       raise ConfigError(f"config.{name}={value!r} must be a positive number")
 
 
+def _nonnegative_int(config, *names: str) -> None:
+  for name in names:
+    section, key = name.split(".")
+    value = config[section][key]
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+      raise ConfigError(f"config.{name}={value!r} must be an integer >= 0 (0: all / default)")
+
+
+# The largest k-NN the image metrics use is density/coverage's k=5, which needs
+# at least k+1 points on each side.
+MIN_EVAL_SAMPLES = 6
+
+
 def validate(config, num_devices: int = 1) -> None:
   """Checks every setting that can be checked without loading data or compiling."""
   _choice("model.name", config.model.name, models.MODELS)
@@ -76,10 +89,19 @@ def validate(config, num_devices: int = 1) -> None:
   _choice("train.lr_decay", config.train.lr_decay, ("none", "linear"))
   _choice("checkpoint.best_mode", config.checkpoint.best_mode, ("min", "max"))
   _positive(config, "model.d_pack", "eval.num_samples")
+  _nonnegative_int(config, "data.max_examples", "eval.num_real")
+  for name in ("seed", "eval.seed"):
+    value = config.seed if name == "seed" else config.eval.seed
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**32:
+      # PRNGKey keeps 32 bits without jax_enable_x64: 2**32 + 5 would replay seed 5
+      raise ConfigError(f"config.{name}={value!r} must be an integer in [0, 2**32)")
   if config.data.source == "toy":
     if (config.data.image_size, config.data.channels, config.model.name) != (1, 2, "mlp"):
       raise ConfigError("data.source='toy' needs config.data.image_size=1, "
                         "config.data.channels=2 and config.model.name='mlp' (2-D points)")
+    if config.model.g_output != "linear":
+      raise ConfigError(f"config.model.g_output={config.model.g_output!r} cannot reach the toy "
+                        "modes, which lie outside (-1, 1); use 'linear'")
   elif config.data.channels not in (1, 3):
     raise ConfigError(f"config.data.channels={config.data.channels!r} must be 1 or 3")
   local = config.train.batch_size // num_devices
@@ -94,6 +116,11 @@ def validate(config, num_devices: int = 1) -> None:
     from gan_jax.metrics.features import EXTRACTORS
     if config.data.source != "toy":
       _choice("eval.extractor", config.eval.extractor, EXTRACTORS)
+      for name in ("eval.num_samples", "eval.num_real"):
+        n = config.eval[name.split(".")[1]]
+        if n and n < MIN_EVAL_SAMPLES:
+          raise ConfigError(f"config.{name}={n} is too small for the image metrics; use at "
+                            f"least {MIN_EVAL_SAMPLES} (density/coverage needs k=5 neighbours)")
     if config.checkpoint.best_metric:
       _choice("checkpoint.best_metric", config.checkpoint.best_metric, eval_keys(config))
   if config.train.batch_size % num_devices:
@@ -111,6 +138,9 @@ def validate(config, num_devices: int = 1) -> None:
       models.dcgan_plan(config.data.image_size)
     except ValueError as e:
       raise ConfigError(str(e)) from None
+  if config.data.source == "idx":
+    from gan_jax.data.idx import SPLITS
+    _choice("data.split", config.data.split, SPLITS)
   if config.data.source in ("idx", "folder"):
     path = config.data.path
     if not path or not os.path.isdir(path):

@@ -54,7 +54,9 @@ def parse_flags(argv: list[str]) -> list[str]:
   """absl's parser, but every failure is one line on stderr and exit code 2."""
   try:
     rest = FLAGS(argv)
-    FLAGS.config  # the config file is loaded lazily; load it now  # noqa: B018
+    # The config file loads lazily, on first attribute access: load it now, so
+    # that a missing or broken file fails here, as one line.
+    FLAGS.config.keys()
     return rest
   except Exception as e:  # flags.Error, or whatever loading the config file raised
     if "--verbose" in argv:

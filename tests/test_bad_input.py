@@ -102,6 +102,21 @@ IN_PROCESS = {
         ["config.checkpoint.every=5 must be a multiple of config.train.steps_per_call=2"]),
     "empty data path": ({"data.source": "idx", "data.path": "{root}/empty"},
                         ["config.data.path=", "/empty' is an empty folder"]),
+    "unknown idx split": ({"data.source": "idx", "data.split": "validation"},
+                          ["config.data.split='validation' is unknown; valid: all, test, train"]),
+    "eval set too small for the metrics": (
+        {"eval.every": 2, "eval.num_samples": 5},
+        ["config.eval.num_samples=5 is too small for the image metrics; use at least 6"]),
+    "negative eval.num_real": ({"eval.num_real": -30},
+                               ["config.eval.num_real=-30 must be an integer >= 0"]),
+    "seed past 32 bits": ({"eval.seed": 2**32 + 5},
+                          ["config.eval.seed=4294967301 must be an integer in [0, 2**32)"]),
+    "negative max_examples": ({"data.max_examples": -2},
+                              ["config.data.max_examples=-2 must be an integer >= 0"]),
+    "toy data through tanh": (
+        {"data.source": "toy", "data.name": "ring", "data.image_size": 1, "data.channels": 2,
+         "model.name": "mlp", "model.g_output": "tanh"},
+        ["config.model.g_output='tanh' cannot reach the toy modes", "use 'linear'"]),
 }
 
 
@@ -215,3 +230,15 @@ def test_folder_with_some_non_images_trains_and_reports_the_count(results):
   assert re.search(r"^data: folder: 256 images from \S+ \(3 non-image files skipped\)",
                    out.stdout, re.M), out.stdout
   assert (root / "workdir" / "checkpoints" / "2").is_dir()
+
+
+def test_missing_config_file_without_overrides_is_one_line(tmp_path):
+  # Without --config.* overrides nothing touches the lazily loaded config while
+  # the flags are parsed; the file must still be loaded (and fail) there.
+  out = subprocess.run([sys.executable, "-m", "gan_jax.main", "--config=experiments/nope.py",
+                        f"--workdir={tmp_path}/w"], cwd=REPO, env=env(), capture_output=True,
+                       text=True, timeout=120)
+  assert out.returncode == 2
+  assert out.stderr == ("error: --config=experiments/nope.py: no such file; pass an experiment "
+                        "config such as experiments/digits.py\n")
+  assert not (tmp_path / "w").exists()

@@ -36,6 +36,18 @@ def test_dcgan_shapes(size, channels):
   assert logits.shape == (3,) and logits.dtype == jnp.float32
 
 
+def test_dcgan_linear_output_is_the_tanh_output_before_its_tanh():
+  z = jax.random.normal(jax.random.PRNGKey(0), (4, 16))
+  G = DCGANGenerator(8, 1, base_features=8, axis_name=None)
+  v = G.init(jax.random.PRNGKey(1), z, train=False)
+  linear = DCGANGenerator(8, 1, base_features=8, output="linear", axis_name=None)
+  assert jax.tree.structure(linear.init(jax.random.PRNGKey(1), z, train=False)) == \
+      jax.tree.structure(v)
+  y = linear.apply(v, z, train=False)
+  np.testing.assert_allclose(G.apply(v, z, train=False), jnp.tanh(y), atol=1e-6)
+  assert float(jnp.std(y)) > 0
+
+
 def test_dcgan_layout_matches_radford():
   """BatchNorm in every G layer but the output; in D all but the first."""
   G = DCGANGenerator(28, 1, base_features=8, axis_name=None)

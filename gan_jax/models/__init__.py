@@ -22,7 +22,7 @@ def _dcgan(config):
   d, m = config.data, config.model
   dtype = DTYPES[config.train.compute_dtype]
   return (DCGANGenerator(d.image_size, d.channels, m.g_features,
-                         resolve_upsample(m.upsample), dtype=dtype),
+                         resolve_upsample(m.upsample), m.get("g_output", "tanh"), dtype=dtype),
           DCGANDiscriminator(d.image_size, m.d_features, dtype=dtype))
 
 

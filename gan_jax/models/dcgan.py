@@ -41,6 +41,7 @@ class DCGANGenerator(nn.Module):
   channels: int
   base_features: int = 64
   upsample: str = "subpixel"
+  output: str = "tanh"  # 'linear' drops the final tanh (config.model.g_output)
   axis_name: str | None = "batch"
   dtype: Any = jnp.float32
 
@@ -57,7 +58,8 @@ class DCGANGenerator(nn.Module):
                      dtype=self.dtype)(x)
       x = nn.relu(_bn(train, self.axis_name, self.dtype)(x))
     x = Upsample2x(self.channels, self.upsample, use_bias=True, dtype=self.dtype)(x)
-    return jnp.tanh(x.astype(jnp.float32))
+    x = x.astype(jnp.float32)
+    return jnp.tanh(x) if self.output == "tanh" else x
 
 
 class DCGANDiscriminator(nn.Module):
