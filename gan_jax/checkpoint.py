@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import json
+import math
 import logging
 import os
 import shutil
@@ -44,14 +45,21 @@ def make_manager(workdir: str, keep: int, *, best_metric: str | None = None,
   """Keeps the latest `keep` steps, plus the best one by `best_metric` (from
   the metrics passed to `save`) when given."""
   policy = LatestN(keep)
+  score = None
   if best_metric:
+    worst = math.inf if best_mode == "min" else -math.inf
+
+    def score(m):  # a missing or non-finite metric ranks last, never first
+      v = m.get(best_metric) if isinstance(m, dict) else None
+      return float(v) if isinstance(v, (int, float)) and math.isfinite(v) else worst
+
     policy = AnyPreservationPolicy([policy, BestN(
-        get_metric_fn=lambda m: m[best_metric], reverse=best_mode == "min", n=1,
+        get_metric_fn=score, reverse=best_mode == "min", n=1,
         keep_checkpoints_without_metrics=False)])
   options = ocp.CheckpointManagerOptions(
       preservation_policy=policy, enable_async_checkpointing=not read_only,
       # best_fn also makes Orbax write the metrics beside each step (<step>/metrics)
-      best_fn=(lambda m: m[best_metric]) if best_metric else None, best_mode=best_mode,
+      best_fn=score, best_mode=best_mode,
       create=not read_only, read_only=read_only, cleanup_tmp_directories=not read_only)
   return ocp.CheckpointManager(checkpoint_dir(workdir), options=options,
                                item_names=("state", "config"))
@@ -82,10 +90,11 @@ def saved_config(workdir: str) -> dict | None:
 def save(manager: ocp.CheckpointManager, step: int, state, config_dict: dict,
          metrics: dict | None = None) -> None:
   """Starts an asynchronous save; device arrays are copied before it returns.
-  `metrics` (eval results at this step) are stored beside it for best-N."""
+  `metrics` (eval results at this step) are stored beside it for best-N; a
+  save without them ranks last there (and Orbax has nothing to warn about)."""
   manager.save(int(step), args=ocp.args.Composite(
       state=ocp.args.StandardSave(state), config=ocp.args.JsonSave(config_dict)),
-      metrics=metrics, force=True)
+      metrics=metrics if metrics is not None else {}, force=True)
 
 
 def step_metrics(workdir: str, step: int) -> dict | None:
@@ -108,7 +117,8 @@ def resolve_step(workdir: str, which="latest", metric: str = "eval/fid",
     return steps[-1]
   if which == "best":
     scored = [(m[metric], s) for s in steps
-              if (m := step_metrics(workdir, s)) is not None and metric in m]
+              if (m := step_metrics(workdir, s)) is not None
+              and isinstance(m.get(metric), (int, float)) and math.isfinite(m[metric])]
     if not scored:
       raise CheckpointError(f"no checkpoint in {checkpoint_dir(workdir)} has {metric!r} "
                             "(was eval.every > 0?); use 'latest' or a step")

@@ -45,11 +45,20 @@ def _flatten(d: dict, prefix: str = "") -> dict:
 
 
 def config_drift(saved: dict, requested: dict) -> list[str]:
-  """'key: saved -> requested' for every differing key not in RESUMABLE_KEYS."""
+  """'key: saved -> requested' for every differing key not in RESUMABLE_KEYS.
+
+  train.num_steps is resumable only without a learning-rate schedule: with
+  train.lr_decay='linear' it is the schedule's horizon, and a new one would make
+  the rate jump (e.g. from ~0 back to half the base rate when doubling it)."""
   a, b = _flatten(saved), _flatten(requested)
+  for d in (a, b):  # runs saved before paths were stored absolute compare by location
+    if d.get("data.path"):
+      d["data.path"] = os.path.abspath(d["data.path"])
+  scheduled = "none" not in (a.get("train.lr_decay", "none"), b.get("train.lr_decay", "none"))
+  resumable = set(RESUMABLE_KEYS) - ({"train.num_steps"} if scheduled else set())
   return [f"{k}: {a.get(k, '<absent>')!r} -> {b.get(k, '<absent>')!r}"
           for k in sorted(set(a) | set(b))
-          if k not in RESUMABLE_KEYS and a.get(k, "<absent>") != b.get(k, "<absent>")]
+          if k not in resumable and a.get(k, "<absent>") != b.get(k, "<absent>")]
 
 
 def check_resume(config, workdir: str, force_resume: bool) -> None:
@@ -64,6 +73,17 @@ def check_resume(config, workdir: str, force_resume: bool) -> None:
     raise ConfigError(
         f"workdir {workdir} was trained with a different config ({'; '.join(diffs)}); "
         "use a new --workdir, or pass --force_resume to continue with the new values")
+
+
+def _with_absolute_data_path(config):
+  """A copy whose data.path is absolute, so that the config saved with the run
+  finds its data from any directory (a notebook, scripts/evaluate.py)."""
+  if not config.data.path or os.path.isabs(config.data.path):
+    return config
+  config = config.copy_and_resolve_references()
+  with config.unlocked():
+    config.data.path = os.path.abspath(config.data.path)
+  return config
 
 
 def _check_workdir(workdir) -> None:
@@ -114,6 +134,7 @@ def train_and_evaluate(config, workdir: str, *, force_resume: bool = False) -> d
   checkpoint.CheckpointError when no checkpoint in the workdir is readable.
   """
   validate(config, jax.device_count())
+  config = _with_absolute_data_path(config)
   _check_workdir(workdir)
   check_resume(config, workdir, force_resume)
   check_tfds_available(config.data)
@@ -125,6 +146,10 @@ def _train(config, workdir: str, stop: _StopFlag) -> dict:
   dataset = data.load(config.data)
   print(f"data: {dataset.description}; {dataset.images.shape[0]} images of "
         f"{dataset.images.shape[1:]}", flush=True)
+  if config.eval.every and config.data.source != "toy" and config.data.channels == 3 \
+      and config.eval.extractor == "lenet_mnist":
+    print("note: eval.extractor='lenet_mnist' is an MNIST digit classifier; on RGB data its "
+          "FID/KID/IS rank runs of this data only", flush=True)
 
   os.makedirs(workdir, exist_ok=True)
   cfg_dict = to_dict(config)
@@ -138,7 +163,9 @@ def _train(config, workdir: str, stop: _StopFlag) -> dict:
 
   manager = checkpoint.make_manager(
       workdir, config.checkpoint.keep, best_mode=config.checkpoint.best_mode,
-      best_metric=config.checkpoint.best_metric if config.eval.every else None)
+      # Always, even with evaluation off: a resumed run must keep the best
+      # checkpoint its earlier evaluations scored.
+      best_metric=config.checkpoint.best_metric)
   writer = None
   try:
     restored = checkpoint.restore_latest(manager, state)
@@ -180,10 +207,10 @@ def _loop(config, workdir, state, start, have_ckpt, dataset, mesh, models_and_op
   saved = start if have_ckpt else None   # newest step saved (or restored) this run
   checked = start                          # newest step whose state was seen finite
 
-  def diverged(step, what):
+  def diverged(step, what, note=""):
     where = (f"last good checkpoint: step {saved} in {os.path.join(ckpt_dir, str(saved))}"
              if saved is not None else "no checkpoint was saved yet")
-    return NonFiniteError(f"training diverged: {what} at step {step}; {where}")
+    return NonFiniteError(f"training diverged: {what} at step {step}{note}; {where}")
 
   def guard(step):  # before every log line, sample grid and save
     nonlocal checked
@@ -227,7 +254,10 @@ def _loop(config, workdir, state, start, have_ckpt, dataset, mesh, models_and_op
       for i in range(k):
         bad = [name for name, v in metrics.items() if not np.isfinite(v[i])]
         if bad:
-          raise diverged(prev + 1 + i, f"non-finite {', '.join(sorted(bad))}")
+          # metrics are only fetched on calls that log: the first bad step seen
+          raise diverged(prev + 1 + i, f"non-finite {', '.join(sorted(bad))}",
+                         f" (losses are checked every train.log_every={t.log_every} steps; "
+                         f"parameters were finite at step {checked})")
       now = time.time()
       sps = ((step - s_mark) / (now - t_mark) if step > s_mark
              else (step - start) / max(now - t_loop, 1e-9))  # first call: with compilation

@@ -198,3 +198,24 @@ def test_process_killed_while_saving_keeps_the_previous_checkpoint(tmp_path):
   assert step == 1 and cfg == {"step": 1} and left == [1]
   assert float(state.g_params["w"][0]) == 1.0
   assert not glob.glob(str(tmp_path / "checkpoints" / "*tmp*"))  # cleaned up on reopen
+
+
+def _save_scored(manager, workdir, scores):
+  state = {"w": jnp.ones(3)}
+  for step, value in scores:
+    checkpoint.save(manager, step, state, {}, None if value is None else {"eval/fid": value})
+    manager.wait_until_finished()
+  return checkpoint.existing_steps(str(workdir))
+
+
+def test_best_checkpoint_survives_a_resume_without_evaluation_and_a_nan_score(tmp_path):
+  m = checkpoint.make_manager(str(tmp_path), 1, best_metric="eval/fid", best_mode="min")
+  # a NaN score ranks last: it neither displaces the best nor is kept as best
+  assert _save_scored(m, tmp_path, [(1, 0.3), (2, float("nan")), (3, 0.9)]) == [1, 3]
+  m.close()
+  assert checkpoint.resolve_step(str(tmp_path), "best") == 1
+  # resumed with eval.every=0: saves carry no metrics, and step 1 is still kept
+  m = checkpoint.make_manager(str(tmp_path), 1, best_metric="eval/fid", best_mode="min")
+  assert _save_scored(m, tmp_path, [(4, None), (5, None)]) == [1, 5]
+  m.close()
+  assert checkpoint.resolve_step(str(tmp_path), "best") == 1

@@ -190,3 +190,24 @@ def test_resumable_settings_are_not_drift():
   other = tiny_config(**{"train.d_lr": 1e-3, "data.image_size": 16})
   assert config_drift(saved, to_dict(other)) == [
       "data.image_size: 8 -> 16", "train.d_lr: 0.0002 -> 0.001"]
+  # with a linear learning-rate decay, num_steps is the schedule's horizon
+  decayed = to_dict(tiny_config(**{"train.lr_decay": "linear", "train.num_steps": 40}))
+  longer = tiny_config(**{"train.lr_decay": "linear", "train.num_steps": 99})
+  assert config_drift(decayed, to_dict(longer)) == ["train.num_steps: 40 -> 99"]
+
+
+def test_relative_data_path_is_saved_absolute_and_is_not_drift(tmp_path, monkeypatch):
+  from gan_jax.config import to_dict
+  from gan_jax.train import _with_absolute_data_path, config_drift
+  from conftest import tiny_config
+  monkeypatch.chdir(tmp_path)
+  relative = tiny_config(**{"data.source": "folder", "data.path": "imgs"})
+  resolved = _with_absolute_data_path(relative)
+  assert resolved.data.path == str(tmp_path / "imgs") and relative.data.path == "imgs"
+  # a rerun of the same command, and a run saved with the old relative form, resume
+  assert config_drift(to_dict(resolved), to_dict(relative)) == []
+  assert config_drift(to_dict(relative), to_dict(resolved)) == []
+  # the same relative path from another directory is other data
+  monkeypatch.chdir(tmp_path.parent)
+  assert config_drift(to_dict(resolved), to_dict(relative)) == [
+      f"data.path: {str(tmp_path / 'imgs')!r} -> {str(tmp_path.parent / 'imgs')!r}"]
