@@ -6,7 +6,7 @@ The setting of the Unrolled GAN / VEEGAN / PacGAN papers: MLP G and D, the
 non-saturating loss, 2,500 generated points per evaluation. Logs eval/modes
 (modes with >= 20 of 2,500 samples within 3 std), eval/hq_fraction (samples
 within 3 std of a mode) and eval/reverse_kl, and writes
-eval/scatter_<step>.png at every evaluation.
+eval/scatter_{step:08d}.png at every evaluation.
 
 Same model and training settings as toy_ring.py. Measured on the shared 2-core
 CPU (seed 0, 40,000 steps, 3m54s): 17/25 modes, 33% high-quality samples,

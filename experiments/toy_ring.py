@@ -6,7 +6,7 @@ The setting of the Unrolled GAN / VEEGAN / PacGAN papers: MLP G and D, the
 non-saturating loss, 2,500 generated points per evaluation. Logs eval/modes
 (modes with >= 20 of 2,500 samples within 3 std), eval/hq_fraction (samples
 within 3 std of a mode) and eval/reverse_kl, and writes
-eval/scatter_<step>.png at every evaluation.
+eval/scatter_{step:08d}.png at every evaluation.
 
 D judges pairs of samples (PacGAN, model.d_pack=2) and the learning rates
 decay linearly to 0. Measured on the 2-core CPU while other jobs shared it
