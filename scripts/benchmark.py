@@ -10,17 +10,26 @@ and all local devices, the dataset resident on the device. Compilation and
 warm-up are excluded. With --compare=torch the PyTorch twin in
 scripts/torch_dcgan.py (same architecture, parameter count, batch, Adam, loss and
 update order) is timed too, in blocks that alternate with the JAX blocks so that
-drift in machine load hits both sides alike; each side reports the median over
-its blocks. torch uses torch.set_num_threads(os.cpu_count()) threads (or
---torch_threads), and XLA:CPU uses all cores by default. --torch_compile=MODE
+drift in machine load hits both sides alike (ABBA order); each side reports
+the median over its blocks, and the JSON also holds the median of the per-round
+ratios. torch uses one thread per CPU the process may run on
+(os.sched_getaffinity, so taskset is honoured; or --torch_threads), and XLA:CPU
+uses all cores by default. On a GPU torch is set to what XLA does by default:
+float32 matmuls in TF32 and cudnn.benchmark autotuning. --torch_compile=MODE
 compiles the twin's G, D and optimizer steps with torch.compile(mode=MODE); its
 compilation happens in the untimed warm-up and its time is printed.
 
 On a CPU shared with other jobs, wall-clock rates swing by 2x from minute to
 minute, and torch with more threads than free cores can slow down 3-10x
 (OpenMP threads wait on each other), so the JSON also records the load average
-and the process CPU time per step of each side, and --torch_threads=1 gives the
-single-thread baseline. See BENCHMARKS.md.
+and the process CPU time per step of each side. --torch_threads=1 restricts
+torch alone (XLA keeps every core); for one core on both sides run the script
+under `taskset -c 0` with XLA_FLAGS=--xla_cpu_multi_thread_eigen=false. See
+BENCHMARKS.md.
+
+flops_per_step is what the compiled program executes (XLA's count), not the
+model's nominal count: the CPU's 2x2-window up-convolution executes ~12% more
+than a transposed convolution would.
 
 Data are synthetic uniform uint8 images of the config's shape (throughput does
 not depend on pixel values), so no dataset is needed; --real_data loads
@@ -53,7 +62,15 @@ flags.DEFINE_integer("synthetic_examples", 10_000, "Number of synthetic images."
 flags.DEFINE_enum("torch_compile", "none", ["none", "default", "reduce-overhead", "max-autotune"],
                   "With --compare=torch: torch.compile G, D and the optimizer steps with "
                   "this mode (none: eager PyTorch).")
-flags.DEFINE_integer("torch_threads", 0, "torch.set_num_threads(N); 0 means os.cpu_count().")
+flags.DEFINE_integer("torch_threads", 0, "torch.set_num_threads(N); 0: one per usable CPU.")
+
+
+def _usable_cpus() -> int:
+  """CPUs this process may run on (taskset, cgroups), not os.cpu_count()."""
+  try:
+    return len(os.sched_getaffinity(0))
+  except AttributeError:  # not Linux
+    return os.cpu_count() or 1
 
 
 def _rss_mb() -> float:
@@ -95,15 +112,20 @@ class JaxSide:
     return calls * self.k
 
   def flops_per_step(self):
-    """XLA's count for one step on all devices, from the compiled per-device
-    program (after dead code is removed); None where the backend gives none.
-    JAX's compilation cache hands back the executable the timed calls use, so
-    this compiles nothing new (0.6 ms for the MNIST DCGAN on this CPU)."""
-    cost = self.fn.lower(self.state, self.images, self.k).compile().cost_analysis()
+    """XLA's count of the FLOPs one step executes on all devices, from the
+    compiled per-device program of a one-step call (after dead code is
+    removed); None where the backend gives none.
+
+    One step, not steps_per_call: XLA counts a while loop's body once, so the
+    lax.scan program of K steps reports the FLOPs of one. With
+    steps_per_call=1 JAX's compilation cache hands back the executable the
+    timed calls use (0.6 ms for the MNIST DCGAN on this CPU); otherwise this
+    compiles the one-step program once."""
+    cost = self.fn.lower(self.state, self.images, 1).compile().cost_analysis()
     if isinstance(cost, (list, tuple)):  # older jaxlibs: one dict per program
       cost = cost[0] if cost else None
     flops = (cost or {}).get("flops")
-    return None if not flops or flops < 0 else flops / self.k * self.mesh.size
+    return None if not flops or flops < 0 else flops * self.mesh.size
 
   def device_peak_mb(self):
     stats = self.jax.local_devices()[0].memory_stats() or {}
@@ -115,9 +137,14 @@ class TorchSide:
   def __init__(self, config, images, backend: str):
     import torch
     import torch_dcgan
-    torch.set_num_threads(FLAGS.torch_threads or os.cpu_count())
+    torch.set_num_threads(FLAGS.torch_threads or _usable_cpus())
     self.torch = torch
     device = "cuda" if backend == "gpu" and torch.cuda.is_available() else "cpu"
+    if device == "cuda":
+      # What XLA does by default on the GPU: float32 dots in TF32 (JAX's
+      # default matmul precision) and autotuned convolutions.
+      torch.set_float32_matmul_precision("high")
+      torch.backends.cudnn.benchmark = True
     if device == "cpu" and backend != "cpu":
       print(f"warning: JAX runs on {backend} but torch on cpu; the ratio compares "
             "different hardware", flush=True)
@@ -203,8 +230,8 @@ def benchmark(config) -> dict:
     import torch
     sides["torch"] = TorchSide(config, images, backend)
     print(f"torch {torch.__version__}: {sides['torch'].device}, "
-          f"torch.set_num_threads({torch.get_num_threads()}) (os.cpu_count() = "
-          f"{os.cpu_count()}); G "
+          f"torch.set_num_threads({torch.get_num_threads()}) ({_usable_cpus()} usable "
+          f"CPUs); G "
           f"{sides['torch'].params[0]:,} / D {sides['torch'].params[1]:,} params", flush=True)
     assert sides["torch"].params == sides["jax"].params, (
         f"parameter counts differ: jax (G, D) = {sides['jax'].params}, "
@@ -219,8 +246,10 @@ def benchmark(config) -> dict:
 
   rates, cpu_ms = {name: [] for name in sides}, {name: [] for name in sides}
   for r in range(FLAGS.rounds):
-    for name, side in sides.items():
-      rate, cpu = _timed(side, FLAGS.steps)
+    # ABBA order: a steady rise or fall in the machine's load does not always
+    # land on the side that runs second
+    for name in (list(sides) if r % 2 == 0 else list(sides)[::-1]):
+      rate, cpu = _timed(sides[name], FLAGS.steps)
       rates[name].append(rate)
       cpu_ms[name].append(cpu)
     print(f"round {r + 1}/{FLAGS.rounds}: " + ", ".join(
@@ -238,6 +267,8 @@ def benchmark(config) -> dict:
       "image_size": config.data.image_size,
       "data": "real" if FLAGS.real_data else "synthetic",
       "steps_per_block": FLAGS.steps,
+      "jax_steps_per_block": -(-FLAGS.steps // config.train.steps_per_call)
+                             * config.train.steps_per_call,
       "rounds": FLAGS.rounds,
       "jax_steps_per_sec": jax_sps,
       "jax_images_per_sec": jax_sps * batch,
@@ -250,11 +281,17 @@ def benchmark(config) -> dict:
       "torch_threads": None if torch_sps is None else sides["torch"].torch.get_num_threads(),
       "torch_compile": None if torch_sps is None else FLAGS.torch_compile,
       "ratio": None if torch_sps is None else jax_sps / torch_sps,
+      # the same-round pairs, whose load was closest: a check on "ratio"
+      "ratio_median_of_rounds": None if torch_sps is None else statistics.median(
+          j / t for j, t in zip(rates["jax"], rates["torch"])),
+      "torch_float32_matmul_precision": None if torch_sps is None
+                                        else sides["torch"].torch.get_float32_matmul_precision(),
       "jax_cpu_ms_per_step": statistics.median(cpu_ms["jax"]),
       "torch_cpu_ms_per_step": None if torch_sps is None else statistics.median(cpu_ms["torch"]),
       "upsample": resolve_upsample(config.model.upsample),
       "xla_flags": os.environ.get("XLA_FLAGS", ""),
       "cpu_count": os.cpu_count(),
+      "usable_cpus": _usable_cpus(),
       "load_avg_1min": [load_start[0], os.getloadavg()[0]],
       "g_params": sides["jax"].params[0],
       "d_params": sides["jax"].params[1],

@@ -53,9 +53,28 @@ def test_benchmark_prints_json_last_line():
     assert isinstance(result["torch_steps_per_sec"], float)
     assert result["ratio"] == pytest.approx(
         result["jax_steps_per_sec"] / result["torch_steps_per_sec"])
+    pairs = [j / t for j, t in zip(result["jax_blocks_steps_per_sec"],
+                                   result["torch_blocks_steps_per_sec"])]
+    assert result["ratio_median_of_rounds"] == pytest.approx(float(np.median(pairs)))
     assert result["g_params"] > 0 and "parameter counts identical" in proc.stdout
   else:
     assert result["torch_steps_per_sec"] is None and result["ratio"] is None
+
+
+def test_flops_per_step_does_not_depend_on_steps_per_call():
+  # The MLP runs K steps through lax.scan, whose body XLA counts once: the
+  # count must come from a one-step program, not the K-step one divided by K.
+  mlp = ["--config=experiments/mnist_mlp.py", "--config.model.g_hidden=(32,)",
+         "--config.model.d_hidden=(32,)", "--config.train.batch_size=16", "--steps=2",
+         "--rounds=1", "--warmup=1", "--synthetic_examples=64"]
+  flops = []
+  for k in (1, 2):
+    proc = _run(*mlp, f"--config.train.steps_per_call={k}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["jax_steps_per_block"] == 2
+    flops.append(result["flops_per_step"])
+  assert flops[0] > 0 and flops[1] == pytest.approx(flops[0], rel=0.01)
 
 
 def test_benchmark_rejects_what_torch_cannot_mirror():
