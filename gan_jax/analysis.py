@@ -38,6 +38,7 @@ import datetime
 import functools
 import hashlib
 import json
+import math
 import os
 from typing import Any, Iterator
 
@@ -72,9 +73,11 @@ def lerp(z0, z1, t):
 
 
 def slerp(z0, z1, t):
-  """Spherical interpolation (Shoemake 1985; White 2016 for GAN latents): the
-  great-circle path, scaling the norm linearly; lerp when z0 and z1 are
-  (anti)parallel. t scalar or (T,) -> (z_dim,) or (T, z_dim)."""
+  """Spherical interpolation (Shoemake 1985; White 2016 for GAN latents):
+  sin((1-t)w)/sin(w) z0 + sin(tw)/sin(w) z1, w the angle between them; the
+  great-circle path when |z0| = |z1| (the norm is not interpolated linearly
+  otherwise); lerp when z0 and z1 are (anti)parallel. t scalar or (T,) ->
+  (z_dim,) or (T, z_dim)."""
   z0, z1, t = np.asarray(z0, np.float64), np.asarray(z1, np.float64), np.asarray(t, np.float64)
   n0, n1 = np.linalg.norm(z0), np.linalg.norm(z1)
   cos = np.clip(np.dot(z0, z1) / max(n0 * n1, 1e-12), -1.0, 1.0)
@@ -128,7 +131,9 @@ def read_metrics(path: str):
           rows.append(row)
   if not rows:
     return pd.DataFrame({"step": pd.Series([], dtype=int)})
-  df = pd.DataFrame(rows).groupby("step", as_index=False, sort=True).first()
+  # The newest value per column wins: a step logged twice (an older version, a
+  # hand-joined log) keeps the row of the trajectory that was resumed.
+  df = pd.DataFrame(rows).groupby("step", as_index=False, sort=True).last()
   return df.reset_index(drop=True)
 
 
@@ -145,12 +150,14 @@ def _eval_steps(workdir: str, df, metric: str) -> dict:
   """{checkpoint step: value of `metric`}, from the metrics saved with the
   checkpoints or, failing that, from metrics.jsonl."""
   steps = checkpoint.existing_steps(workdir)
+  def finite(v):
+    return isinstance(v, (int, float)) and math.isfinite(v)
   out = {s: m[metric] for s in steps
-         if (m := checkpoint.step_metrics(workdir, s)) is not None and metric in m}
+         if (m := checkpoint.step_metrics(workdir, s)) is not None and finite(m.get(metric))}
   if not out and metric in df.columns:
     vals = df.set_index("step")[metric].dropna()
-    out = {s: float(vals[s]) for s in steps if s in vals.index}
-  return out
+    out = {s: float(vals[s]) for s in steps if s in vals.index and finite(float(vals[s]))}
+  return out  # a NaN score is never 'best', as in checkpoint.resolve_step
 
 
 def resolve(workdir: str, step=None, df=None) -> int:
@@ -268,6 +275,9 @@ def load_export(path: str) -> "Run":
   if card.get("params_sha256") and hashlib.sha256(blob).hexdigest() != card["params_sha256"]:
     raise ValueError(f"{path}/{card.get('params_file', PARAMS_FILE)} does not match the "
                      "checksum in its model card (corrupt or replaced)")
+  missing = [k for k in ("config", "step") if k not in card]
+  if missing:
+    raise ValueError(f"{card_path}: missing {', '.join(map(repr, missing))}")
   variables = serialization.msgpack_restore(blob)
   config = from_dict(card["config"])
   G = models.build(config)[0]

@@ -19,7 +19,11 @@ def plot_grid(images, ncols: int | None = None, title: str | None = None,
   """A grid of [-1, 1] NHWC images as one Figure; `scale` screen px per image
   px (by default about 500 px along the longer side)."""
   from gan_jax.writers import image_grid
-  grid = image_grid(np.asarray(images), ncols)
+  images = np.asarray(images)
+  if images.ndim != 4 or images.shape[-1] not in (1, 3):
+    raise ValueError(f"plot_grid draws NHWC images of 1 or 3 channels, not shape "
+                     f"{images.shape} (2-D toy points: see eval/scatter_*.png)")
+  grid = image_grid(images, ncols)
   h, w = grid.shape[:2]
   scale = scale or max(1.0, 500 / max(h, w))
   fig = _figure(max(w * scale / 100, 1.5), max(h * scale / 100, 1.0) + (0.3 if title else 0))

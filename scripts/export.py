@@ -8,8 +8,9 @@ OUT/model_card.json (format, config, step, the metrics logged at that step,
 parameter count, checksum, date). `gan_jax.analysis.load_run(OUT)` and
 `scripts/sample.py --workdir=OUT` use it without the training state and give
 the same images as the checkpoint it came from. --step: best, latest or a step
-number; by default best when the run was evaluated, else latest. Bad input
-prints one line and exits non-zero.
+number; by default best when the run was evaluated, else latest. --out must be
+new or empty (or --overwrite) and never a training workdir. Bad input prints
+one line and exits non-zero.
 """
 from __future__ import annotations
 
@@ -31,11 +32,18 @@ def main(argv=None) -> int:
   p.add_argument("--workdir", required=True, help="training workdir")
   p.add_argument("--out", required=True, help="folder to write the export into")
   p.add_argument("--step", default=None, help="best, latest or a step number")
+  p.add_argument("--overwrite", action="store_true", help="replace an existing export in --out")
   args = p.parse_args(sys.argv[1:] if argv is None else argv)
   if not os.path.isdir(args.workdir):
     p.error(f"--workdir={args.workdir!r} is not a folder")
   if os.path.exists(args.out) and not os.path.isdir(args.out):
     p.error(f"--out={args.out!r} is a file; give a folder")
+  if os.path.isdir(args.out):
+    held = set(os.listdir(args.out))
+    if held & {"checkpoints", "metrics.jsonl", "config.json"}:
+      p.error(f"--out={args.out!r} is a training workdir; give a folder of its own")
+    if held and not args.overwrite:
+      p.error(f"--out={args.out!r} is not empty; pass --overwrite to replace the export there")
   from gan_jax import analysis
   from gan_jax.checkpoint import CheckpointError
   if os.path.isfile(os.path.join(args.workdir, analysis.CARD_FILE)):

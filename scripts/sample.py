@@ -7,7 +7,9 @@
 --step: best (by the run's eval metric), latest or a step number; by default
 best when the run was evaluated, else latest. --format: png (out/000000.png,
 000001.png, ...) or npz (key 'images': uint8 N x H x W x C); by default npz
-when --out ends in .npz. Sample i comes from fold_in(PRNGKey(seed), i), so the
+when --out ends in .npz. Runs on the 2-D toy data write npz only, with key
+'points' (float32 N x 2), unclipped. --overwrite into a PNG folder first
+removes the numbered PNGs an earlier call wrote there. Sample i comes from fold_in(PRNGKey(seed), i), so the
 files are byte-identical for the same checkpoint, seed and batch size. Images
 are generated and written batch by batch; the .npz is streamed into its zip
 entry, so memory does not grow with --num. --truncation=T resamples latent
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import zipfile
 
@@ -51,6 +54,8 @@ def parse(argv):
   args = p.parse_args(argv)
   if args.num < 1 or args.batch_size < 1:
     p.error(f"--num={args.num} and --batch_size={args.batch_size} must be positive")
+  if not 0 <= args.seed < 2**32:
+    p.error(f"--seed={args.seed} must be in [0, 2**32) (JAX keys keep 32 bits)")
   if args.truncation is not None and not args.truncation > 0:
     p.error(f"--truncation={args.truncation} must be a positive number")
   args.format = args.format or ("npz" if args.out.endswith(".npz") else "png")
@@ -85,6 +90,9 @@ def to_uint8(images: np.ndarray) -> np.ndarray:
 def write_pngs(batches, out: str, num: int) -> None:
   from PIL import Image
   os.makedirs(out, exist_ok=True)
+  for name in os.listdir(out):  # an earlier, larger --num must not leave extra samples
+    if re.fullmatch(r"\d+\.png", name):
+      os.remove(os.path.join(out, name))
   width, i = max(6, len(str(num - 1))), 0
   for batch in batches:
     for img in to_uint8(batch):
@@ -93,20 +101,25 @@ def write_pngs(batches, out: str, num: int) -> None:
       i += 1
 
 
-def write_npz(batches, out: str, num: int, shape) -> None:
-  """np.load-able .npz with 'images' (uint8, num x H x W x C), streamed: the
-  .npy header is written first, then each batch's bytes (C order)."""
+def to_points(batch: np.ndarray) -> np.ndarray:
+  return batch.reshape(len(batch), -1).astype(np.float32)
+
+
+def write_npz(batches, out: str, num: int, shape, key: str = "images",
+              convert=to_uint8, dtype=np.uint8) -> None:
+  """np.load-able .npz with `key` (by default 'images', uint8, num x H x W x C),
+  streamed: the .npy header is written first, then each batch's bytes (C order)."""
   tmp = out + ".tmp"
-  header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)),
+  header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
             "fortran_order": False, "shape": (num, *shape)}
-  info = zipfile.ZipInfo("images.npy", date_time=ZIP_TIME)
+  info = zipfile.ZipInfo(f"{key}.npy", date_time=ZIP_TIME)
   info.compress_type = zipfile.ZIP_DEFLATED
   info.external_attr = 0o644 << 16
   try:
     with zipfile.ZipFile(tmp, "w") as zf, zf.open(info, "w", force_zip64=True) as f:
       np.lib.format.write_array_header_1_0(f, header)
       for batch in batches:
-        f.write(np.ascontiguousarray(to_uint8(batch)).tobytes())
+        f.write(np.ascontiguousarray(convert(batch), dtype=dtype).tobytes())
     os.replace(tmp, out)
   finally:
     if os.path.exists(tmp):
@@ -119,6 +132,10 @@ def main(argv=None) -> int:
   from gan_jax.checkpoint import CheckpointError
   try:
     run = analysis.load_run(args.workdir, args.step)
+    toy = run.config.data.source == "toy"
+    if toy and args.format == "png":
+      raise ValueError(f"{args.workdir} is a 2-D toy run: its samples are points, not "
+                       "images; use --format=npz (key 'points')")
     labels = None if args.labels is None else args.labels.split(",")
     batches = run.iter_samples(args.num, args.seed, args.truncation, labels, args.batch_size)
     first = next(batches)  # fails here on bad labels, before anything is written
@@ -128,6 +145,9 @@ def main(argv=None) -> int:
   batches = _chain(first, batches)
   if args.format == "png":
     write_pngs(batches, args.out, args.num)
+  elif toy:
+    write_npz(batches, args.out, args.num, (int(np.prod(first.shape[1:])),), key="points",
+              convert=to_points, dtype=np.float32)
   else:
     write_npz(batches, args.out, args.num, first.shape[1:])
   print(f"wrote {args.num} samples of {args.workdir} at step {run.step} (seed {args.seed}) "

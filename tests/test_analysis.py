@@ -236,3 +236,31 @@ def test_read_metrics_takes_a_workdir_or_its_file(tmp_path):
     df = analysis.read_metrics(path)
     assert df["step"].tolist() == [1, 2]
     assert df["d_loss"].tolist() == [0.7, 0.5] and df["eval/fid"].iloc[1] == 9.0
+
+
+def test_a_nan_score_is_never_best_and_the_newest_duplicate_row_wins(workdir, tmp_path):
+  from gan_jax import analysis, checkpoint
+  copy = tmp_path / "copy"
+  shutil.copytree(workdir, copy)
+  best = analysis.resolve(str(copy), "best")
+  path = copy / "checkpoints" / str(best) / "metrics" / "metrics"
+  m = json.loads(path.read_text())
+  m["eval/fid"] = float("nan")
+  path.write_text(json.dumps(m))
+  # the analysis and the checkpoint code agree, whatever the NaN's position
+  assert analysis.resolve(str(copy), "best") == checkpoint.resolve_step(str(copy), "best") != best
+  log = tmp_path / "m.jsonl"
+  log.write_text('{"step": 100, "g_loss": 1.0}\n{"step": 100, "eval/fid": 50.0}\n'
+                 '{"step": 100, "g_loss": 2.0}\n{"step": 100, "eval/fid": 40.0}\n')
+  df = analysis.read_metrics(str(log))
+  assert df["g_loss"].tolist() == [2.0] and df["eval/fid"].tolist() == [40.0]
+
+
+def test_an_export_card_without_its_step_is_a_clear_error(run, tmp_path):
+  from gan_jax import analysis
+  analysis.export(run, tmp_path / "g")
+  card = json.loads((tmp_path / "g" / "model_card.json").read_text())
+  del card["step"]
+  (tmp_path / "g" / "model_card.json").write_text(json.dumps(card))
+  with pytest.raises(ValueError, match="model_card.json: missing 'step'"):
+    analysis.load_run(tmp_path / "g")

@@ -116,6 +116,7 @@ def test_write_npz_streams_batches(tmp_path):
     (["--num=2", "--out={t}/a", "--step=5"], "no checkpoint at step 5; available: 2, 4, 6"),
     (["--num=2", "--out={t}/a", "--labels=1,2"], "unconditional"),
     (["--num=2", "--out={t}/a", "--truncation=-1"], "must be a positive number"),
+    (["--num=2", "--out={t}/a", f"--seed={2**32}"], "must be in [0, 2**32)"),
 ])
 def test_sample_bad_input_is_one_line(workdir, tmp_path, args, message):
   out = script(SAMPLE, f"--workdir={workdir}", *[a.format(t=tmp_path) for a in args])
@@ -130,3 +131,40 @@ def test_export_and_sample_refuse_missing_workdirs(tmp_path):
     out = script(*cmd, f"--workdir={tmp_path}/missing")
     assert out.returncode != 0
     assert out.stderr.strip() == f"error: --workdir='{tmp_path}/missing' is not a folder"
+
+
+def _import_script(name):
+  sys.path.insert(0, str(REPO / "scripts"))
+  try:
+    return __import__(name)
+  finally:
+    sys.path.remove(str(REPO / "scripts"))
+
+
+def test_sample_overwrite_leaves_no_stale_pngs(workdir, tmp_path):
+  sample = _import_script("sample")
+  (tmp_path / "pngs").mkdir()
+  (tmp_path / "pngs" / "notes.txt").write_text("kept")
+  assert sample.main([f"--workdir={workdir}", "--num=5", f"--out={tmp_path}/pngs",
+                      "--overwrite"]) == 0
+  assert sample.main([f"--workdir={workdir}", "--num=2", f"--out={tmp_path}/pngs",
+                      "--overwrite"]) == 0
+  assert sorted(p.name for p in (tmp_path / "pngs").iterdir()) == [
+      "000000.png", "000001.png", "notes.txt"]
+
+
+@pytest.mark.parametrize("setup, message", [
+    ("workdir", "is a training workdir; give a folder of its own"),
+    ("non-empty", "is not empty; pass --overwrite to replace the export there"),
+])
+def test_export_refuses_a_workdir_or_a_used_folder(workdir, tmp_path, setup, message):
+  export = _import_script("export")
+  out = workdir if setup == "workdir" else tmp_path / "e"
+  if setup == "non-empty":
+    out.mkdir()
+    (out / "model_card.json").write_text("{}")
+  with pytest.raises(SystemExit) as e:
+    export.main([f"--workdir={workdir}", f"--out={out}"])
+  assert e.value.code == 2
+  assert not (workdir / "model_card.json").exists()
+  assert (tmp_path / "e" / "model_card.json").read_text() == "{}" if setup == "non-empty" else True

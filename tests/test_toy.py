@@ -1,4 +1,5 @@
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -6,7 +7,7 @@ import pytest
 from gan_jax import data
 from gan_jax.config import ConfigError, validate
 from gan_jax.data.toy import mixture
-from conftest import tiny_config
+from conftest import REPO, tiny_config
 
 
 def toy_config(name="ring8", **kw):
@@ -50,3 +51,22 @@ def test_toy_run_writes_mode_metrics_and_scatter(tmp_path):
     assert 0 <= r["eval/modes"] <= 8 and 0 <= r["eval/hq_fraction"] <= 1
     assert r["eval/reverse_kl"] >= 0
   assert (tmp_path / "eval" / "scatter_00000004.png").stat().st_size > 5000
+  # scripts/sample.py writes a toy run's samples as float points, unclipped, and
+  # refuses PNGs; analysis.plot_grid refuses points with a clear message
+  sys.path.insert(0, str(REPO / "scripts"))
+  try:
+    import sample
+  finally:
+    sys.path.remove(str(REPO / "scripts"))
+  from gan_jax import analysis
+  assert sample.main([f"--workdir={tmp_path}", "--num=300", f"--out={tmp_path}/p.npz"]) == 0
+  with np.load(tmp_path / "p.npz") as f:
+    assert f.files == ["points"]
+    points = f["points"]
+  run = analysis.load_run(str(tmp_path))
+  assert points.dtype == np.float32 and points.shape == (300, 2)
+  np.testing.assert_array_equal(points, run.sample(300, seed=0).reshape(300, 2))
+  assert sample.main([f"--workdir={tmp_path}", "--num=3", f"--out={tmp_path}/png"]) == 1
+  assert not (tmp_path / "png").exists()
+  with pytest.raises(ValueError, match="1 or 3 channels"):
+    analysis.plot_grid(run.sample(4))
