@@ -17,8 +17,8 @@
 from __future__ import annotations
 
 import json
-import math
 import logging
+import math
 import os
 import shutil
 import time

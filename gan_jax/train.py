@@ -28,6 +28,8 @@ from gan_jax.writers import Progress, Writer, truncate_jsonl
 RESUMABLE_KEYS = ("train.num_steps", "train.log_every", "train.sample_every",
                   "checkpoint.every", "checkpoint.keep", "eval.every")
 NUM_SAMPLES = 64
+# config.data keys holding paths, stored absolute with the run.
+DATA_PATH_KEYS = ("path", "data_dir", "manual_dir")
 
 
 class NonFiniteError(RuntimeError):
@@ -52,8 +54,9 @@ def config_drift(saved: dict, requested: dict) -> list[str]:
   the rate jump (e.g. from ~0 back to half the base rate when doubling it)."""
   a, b = _flatten(saved), _flatten(requested)
   for d in (a, b):  # runs saved before paths were stored absolute compare by location
-    if d.get("data.path"):
-      d["data.path"] = os.path.abspath(d["data.path"])
+    for k in DATA_PATH_KEYS:
+      if d.get(f"data.{k}"):
+        d[f"data.{k}"] = os.path.abspath(d[f"data.{k}"])
   scheduled = "none" not in (a.get("train.lr_decay", "none"), b.get("train.lr_decay", "none"))
   resumable = set(RESUMABLE_KEYS) - ({"train.num_steps"} if scheduled else set())
   return [f"{k}: {a.get(k, '<absent>')!r} -> {b.get(k, '<absent>')!r}"
@@ -76,13 +79,17 @@ def check_resume(config, workdir: str, force_resume: bool) -> None:
 
 
 def _with_absolute_data_path(config):
-  """A copy whose data.path is absolute, so that the config saved with the run
-  finds its data from any directory (a notebook, scripts/evaluate.py)."""
-  if not config.data.path or os.path.isabs(config.data.path):
+  """A copy whose data.path (and TFDS data_dir/manual_dir) is absolute, so that
+  the config saved with the run finds its data from any directory (a notebook,
+  scripts/evaluate.py)."""
+  relative = [k for k in DATA_PATH_KEYS
+              if config.data.get(k) and not os.path.isabs(config.data[k])]
+  if not relative:
     return config
   config = config.copy_and_resolve_references()
   with config.unlocked():
-    config.data.path = os.path.abspath(config.data.path)
+    for k in relative:
+      config.data[k] = os.path.abspath(config.data[k])
   return config
 
 

@@ -201,13 +201,16 @@ def test_relative_data_path_is_saved_absolute_and_is_not_drift(tmp_path, monkeyp
   from gan_jax.train import _with_absolute_data_path, config_drift
   from conftest import tiny_config
   monkeypatch.chdir(tmp_path)
-  relative = tiny_config(**{"data.source": "folder", "data.path": "imgs"})
+  relative = tiny_config(**{"data.source": "folder", "data.path": "imgs",
+                            "data.data_dir": "tfds"})
   resolved = _with_absolute_data_path(relative)
   assert resolved.data.path == str(tmp_path / "imgs") and relative.data.path == "imgs"
+  assert resolved.data.data_dir == str(tmp_path / "tfds") and resolved.data.manual_dir == ""
   # a rerun of the same command, and a run saved with the old relative form, resume
   assert config_drift(to_dict(resolved), to_dict(relative)) == []
   assert config_drift(to_dict(relative), to_dict(resolved)) == []
   # the same relative path from another directory is other data
   monkeypatch.chdir(tmp_path.parent)
   assert config_drift(to_dict(resolved), to_dict(relative)) == [
+      f"data.data_dir: {str(tmp_path / 'tfds')!r} -> {str(tmp_path.parent / 'tfds')!r}",
       f"data.path: {str(tmp_path / 'imgs')!r} -> {str(tmp_path.parent / 'imgs')!r}"]
