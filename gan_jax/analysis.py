@@ -381,7 +381,7 @@ def export(run: Run, out_dir: str) -> str:
   (format, config, step, metrics at that step, parameter count, checksum,
   date) into out_dir; returns the card's path. `load_run(out_dir)` reads it."""
   from flax import serialization
-  from gan_jax.config import to_dict
+  from gan_jax.config import saved_dict
   from gan_jax.state import count_params
   variables = {"params": jax.device_get(run.params)}
   if run.batch_stats:
@@ -404,7 +404,7 @@ def export(run: Run, out_dir: str) -> str:
       "source": run.path,
       "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
       "versions": {"jax": jax.__version__, "flax": _version("flax")},
-      "config": to_dict(run.config),
+      "config": saved_dict(run.config),
   }
   os.makedirs(out_dir, exist_ok=True)
   for name, payload in ((PARAMS_FILE, blob),

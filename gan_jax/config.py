@@ -209,9 +209,41 @@ def _check_tfds(tfds, d) -> None:
       "--config.data.manual_dir=DIR")
 
 
+# Saved configs (config.json, checkpoints, export cards) carry this number, so
+# that a setting whose meaning changed is read as it was meant when saved.
+# 1 (no number; before 2026-11-26): the idx source ignored data.split and read
+#   every train/t10k pair present; DCGAN ignored model.g_output (always tanh).
+# 2: both settings are honoured.
+CONFIG_VERSION = 2
+VERSION_KEY = "config_version"
+
+
+def saved_dict(config) -> dict:
+  """to_dict(config) with the config version, for writing beside a run."""
+  return {**to_dict(config), VERSION_KEY: CONFIG_VERSION}
+
+
+def upgrade(saved: dict) -> dict:
+  """A saved config dict (without its version) in today's meaning."""
+  saved = json.loads(json.dumps(saved))  # a deep copy
+  if saved.pop(VERSION_KEY, 1) >= 2:
+    return saved
+  d, m = saved.get("data", {}), saved.get("model", {})
+  if m.get("name") == "dcgan":
+    m["g_output"] = "tanh"
+  if d.get("source") == "idx" and d.get("path") and os.path.isdir(d["path"]):
+    from gan_jax.data.idx import _find
+    present = [p for p in ("train", "t10k") if _find(d["path"], p, "images-idx3")]
+    d["split"] = {("train",): "train", ("t10k",): "test"}.get(tuple(present), "all")
+  return saved
+
+
 def from_dict(saved: dict) -> ml_collections.ConfigDict:
   """A saved (JSON) config on top of today's defaults, so runs saved before a
-  setting existed load with that setting's default."""
+  setting existed load with that setting's default, and runs saved before a
+  setting changed meaning load with the meaning they had (see upgrade)."""
+  saved = upgrade(saved)
+
   def merge(base, new):
     for k, v in new.items():
       if isinstance(v, dict) and isinstance(base.get(k), ml_collections.ConfigDict):

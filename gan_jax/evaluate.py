@@ -91,11 +91,15 @@ def floor_sizes(config, num_images: int) -> tuple[int, int, int, int]:
   fewer than real + fake images, both floor sets shrink in proportion, and the
   floor is then an overestimate; the caller reports the sizes.
   """
+  from gan_jax.config import MIN_EVAL_SAMPLES as least
   e = config.eval
   n_real, n_fake = min(e.num_real or e.num_samples, num_images), e.num_samples
   a, b = n_real, n_fake
   if a + b > num_images:
-    a = num_images * n_real // (n_real + n_fake)
+    if num_images < 2 * least:
+      raise ValueError(f"the data holds {num_images} images; a real-vs-real floor needs at "
+                       f"least {2 * least} (two disjoint sets of {least})")
+    a = min(max(num_images * n_real // (n_real + n_fake), least), num_images - least)
     b = num_images - a
   return n_real, n_fake, a, b
 

@@ -20,7 +20,8 @@ import jax
 import numpy as np
 
 from gan_jax import checkpoint, data, models, steps
-from gan_jax.config import ConfigError, check_tfds_available, to_dict, validate
+from gan_jax.config import (VERSION_KEY, ConfigError, check_tfds_available, saved_dict, to_dict,
+                            upgrade, validate)
 from gan_jax.state import count_params, create_state, make_optimizers
 from gan_jax.writers import Progress, Writer, truncate_jsonl
 
@@ -52,7 +53,8 @@ def config_drift(saved: dict, requested: dict) -> list[str]:
   train.num_steps is resumable only without a learning-rate schedule: with
   train.lr_decay='linear' it is the schedule's horizon, and a new one would make
   the rate jump (e.g. from ~0 back to half the base rate when doubling it)."""
-  a, b = _flatten(saved), _flatten(requested)
+  a = _flatten(upgrade(saved))  # read as meant when saved (config.CONFIG_VERSION)
+  b = _flatten({k: v for k, v in requested.items() if k != VERSION_KEY})
   for d in (a, b):  # runs saved before paths were stored absolute compare by location
     for k in DATA_PATH_KEYS:
       if d.get(f"data.{k}"):
@@ -159,7 +161,7 @@ def _train(config, workdir: str, stop: _StopFlag) -> dict:
           "FID/KID/IS rank runs of this data only", flush=True)
 
   os.makedirs(workdir, exist_ok=True)
-  cfg_dict = to_dict(config)
+  cfg_dict = saved_dict(config)
   mesh = steps.make_mesh()
   G, D = models.build(config)
   g_tx, d_tx = make_optimizers(config)

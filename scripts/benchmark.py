@@ -66,7 +66,7 @@ flags.DEFINE_integer("torch_threads", 0, "torch.set_num_threads(N); 0: one per u
 
 
 def _usable_cpus() -> int:
-  """CPUs this process may run on (taskset, cgroups), not os.cpu_count()."""
+  """CPUs this process may run on (taskset, cpusets), not os.cpu_count()."""
   try:
     return len(os.sched_getaffinity(0))
   except AttributeError:  # not Linux

@@ -76,13 +76,13 @@ def main(argv):
       generate, 0 if step_name == "init" else int(step_name))
   floor, floor_n = {}, None
   if FLAGS.real_vs_real:
-    floor, floor_n = evaluate.real_vs_real(config, images)
-    n_real, n_fake, _, _ = evaluate.floor_sizes(config, len(images))
-    if floor_n != (n_real, n_fake):
+    n_real, n_fake, a, b = evaluate.floor_sizes(config, len(images))
+    if (a, b) != (n_real, n_fake):
       print(f"note: the data holds {len(images)} images, too few for a real-vs-real floor at "
             f"the evaluation's sizes ({n_real} real, {n_fake} generated); the floor uses "
-            f"{floor_n[0]} and {floor_n[1]} disjoint real images, so it is higher than the "
-            "true floor at this sample size")
+            f"{a} and {b} disjoint real images, so it is higher than the true floor at this "
+            "sample size", flush=True)
+    floor, floor_n = evaluate.real_vs_real(config, images)
   print(f"{'metric':<18}{'step ' + step_name:>14}" + (f"{'real vs real':>16}" if floor else ""))
   for k, v in results.items():
     print(f"{k:<18}{v:>14.5g}" + (f"{floor[k]:>16.5g}" if k in floor else ""))

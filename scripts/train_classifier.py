@@ -6,6 +6,9 @@ first 9,000 digits after a seeded shuffle for training, the other 1,000 held out
   python scripts/train_classifier.py --source=idx --path=../shared/data/mnist \
     --split=test --holdout=1000 --out=gan_jax/metrics/weights/lenet_mnist.msgpack
 
+(--split=test is also what --source=idx picks by itself for a folder without
+train files.)
+
 With the full TFDS MNIST (60k train, evaluated on the 10k test split):
 
   python scripts/train_classifier.py --source=tfds --name=mnist --split=train \
@@ -16,6 +19,7 @@ Prints the held-out accuracy; takes about a minute on a 2-core CPU.
 from __future__ import annotations
 
 import os
+import re
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -28,14 +32,15 @@ from absl import app, flags  # noqa: E402
 
 from gan_jax import data  # noqa: E402
 from gan_jax.config import base_config  # noqa: E402
-from gan_jax.data.idx import SPLITS  # noqa: E402
+from gan_jax.data.idx import SPLITS, _find  # noqa: E402
 from gan_jax.metrics.features import LENET_WEIGHTS, LeNet, save_params  # noqa: E402
 
 flags.DEFINE_string("source", "idx", "Data source: tfds, idx, folder or digits.")
 flags.DEFINE_string("path", "../shared/data/mnist", "Folder for idx/folder sources.")
 flags.DEFINE_string("name", "mnist", "TFDS dataset name.")
-flags.DEFINE_string("split", "train", "Split to train on: a TFDS split, or train/test/all "
-                    "for --source=idx (the shared MNIST folder holds only 'test').")
+flags.DEFINE_string("split", "", "Split to train on: a TFDS split, or train/test/all for "
+                    "--source=idx. Default: train, or for idx test when the folder has no "
+                    "train files (the shared MNIST folder holds only the test set).")
 flags.DEFINE_string("eval_split", "", "Split to evaluate on, instead of --holdout (tfds, idx).")
 flags.DEFINE_string("data_dir", "", "TFDS data_dir.")
 flags.DEFINE_integer("holdout", 1000, "Examples held out for evaluation.")
@@ -55,7 +60,10 @@ def _load(split: str, flag: str):
   try:
     ds = data.load(c)
   except data.DataError as e:  # name this script's flags, not the config keys behind them
-    raise SystemExit("error: " + str(e).replace("config.data.split", flag)
+    text = str(e)
+    if flag == "--eval_split":  # the split the folder has is the training one
+      text = re.sub(r"; use config\.data\.split='\w+'", "", text)
+    raise SystemExit("error: " + text.replace("config.data.split", flag)
                      .replace("config.data.path", "--path")) from None
   if ds.labels is None:
     raise SystemExit(f"error: --source={FLAGS.source} has no labels; a classifier needs them")
@@ -68,7 +76,18 @@ def accuracy(apply, params, x, y) -> float:
   return float(np.mean(preds == y))
 
 
+def _default_split() -> str:
+  if FLAGS.split:
+    return FLAGS.split
+  if FLAGS.source == "idx" and os.path.isdir(FLAGS.path) and not _find(FLAGS.path, "train",
+                                                                        "images-idx3"):
+    print(f"--split=test: {FLAGS.path} holds no train files", flush=True)
+    return "test"
+  return "train"
+
+
 def _check_flags():
+  FLAGS.split = _default_split()
   if FLAGS.eval_split:
     if FLAGS.source not in ("tfds", "idx"):
       raise SystemExit(f"error: --eval_split needs --source=tfds or idx, not {FLAGS.source!r}; "

@@ -163,3 +163,11 @@ def test_folder_rescales_16_bit_and_float_greyscale_and_applies_exif_orientation
   assert trns.min() == 255
   # after the rotation the white half is on top (rows), not on the left (columns)
   assert rotated[:4].mean() > 200 and rotated[4:].mean() < 50
+
+
+def test_folder_names_a_float_image_outside_the_known_ranges(tmp_path):
+  Image.new("L", (8, 8), 0).save(tmp_path / "a.png")
+  Image.fromarray(np.full((8, 8), 1000.0, np.float32)).save(tmp_path / "b.tiff")
+  with pytest.raises(DataError, match=r"b\.tiff: a float image holds values in \[1000, 1000\]; "
+                                      r"expected \[0, 1\] or \[0, 255\]"):
+    data.load(_cfg(source="folder", path=str(tmp_path), image_size=8, channels=1))

@@ -67,6 +67,8 @@ def test_evaluate_script_bad_step(run):
     (500, 5000, 10_000, (5000, 500, 5000, 500)),   # unequal sets keep their sizes
     (1000, 0, 819, (819, 1000, 368, 451)),         # 819 Pokemon: shrink in proportion
     (500, 5000, 819, (819, 500, 508, 311)),
+    (1000, 0, 60, (60, 1000, 6, 54)),              # each set keeps the metrics' minimum
+    (1000, 0, 12, (12, 1000, 6, 6)),
 ])
 def test_real_vs_real_floor_uses_the_evaluation_sizes(num_samples, num_real, data, expected):
   from gan_jax.evaluate import floor_sizes
@@ -74,3 +76,10 @@ def test_real_vs_real_floor_uses_the_evaluation_sizes(num_samples, num_real, dat
   n_real, n_fake, a, b = floor_sizes(c, data)
   assert (n_real, n_fake, a, b) == expected
   assert a + b <= data
+
+
+def test_real_vs_real_floor_refuses_data_too_small_for_two_sets():
+  from gan_jax.evaluate import floor_sizes
+  with pytest.raises(ValueError, match="the data holds 11 images; a real-vs-real floor needs "
+                                       "at least 12"):
+    floor_sizes(tiny_config(), 11)

@@ -58,3 +58,22 @@ def test_inception_score_of_real_digits_is_near_ten(mnist):
 def test_unknown_extractor():
   with pytest.raises(ValueError, match="valid: lenet_mnist"):
     get_extractor("inception_v3")
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--split=test", "--eval_split=all"],
+     "error: --eval_split='all' overlaps --split='test'; held-out data must be disjoint"),
+    (["--split=train", "--eval_split=train", "--source=tfds"],
+     "error: --eval_split='train' overlaps --split='train'"),
+    (["--holdout=0"], "error: --holdout=0 must be positive without --eval_split"),
+    (["--eval_split=test", "--source=digits"], "error: --eval_split needs --source=tfds or idx"),
+])
+def test_train_classifier_refuses_held_out_data_that_is_not_held_out(flags, message, tmp_path):
+  import subprocess
+  import sys
+  from conftest import REPO
+  out = subprocess.run([sys.executable, "scripts/train_classifier.py", *flags,
+                        f"--out={tmp_path}/w.msgpack"], cwd=REPO, capture_output=True,
+                       text=True, timeout=120)
+  assert out.returncode == 1 and message in out.stderr, out.stderr[-2000:]
+  assert not (tmp_path / "w.msgpack").exists()

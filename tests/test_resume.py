@@ -214,3 +214,41 @@ def test_relative_data_path_is_saved_absolute_and_is_not_drift(tmp_path, monkeyp
   assert config_drift(to_dict(resolved), to_dict(relative)) == [
       f"data.data_dir: {str(tmp_path / 'tfds')!r} -> {str(tmp_path.parent / 'tfds')!r}",
       f"data.path: {str(tmp_path / 'imgs')!r} -> {str(tmp_path.parent / 'imgs')!r}"]
+
+
+def test_resuming_with_evaluation_off_keeps_the_best_checkpoint(tmp_path):
+  from gan_jax import checkpoint
+  from gan_jax.train import train_and_evaluate
+  from conftest import tiny_config
+  wd = str(tmp_path / "run")
+  base = {"train.sample_every": 2, "checkpoint.every": 2, "checkpoint.keep": 1,
+          "eval.num_samples": 64}
+  train_and_evaluate(tiny_config(**base, **{"train.num_steps": 4, "eval.every": 2}), wd)
+  best = checkpoint.resolve_step(wd, "best")
+  # eval.every may change on resume; the saves after it carry no scores
+  train_and_evaluate(tiny_config(**base, **{"train.num_steps": 8, "eval.every": 0}), wd)
+  assert checkpoint.existing_steps(wd) == sorted({best, 8})
+  assert checkpoint.resolve_step(wd, "best") == best
+  saved = json.loads((tmp_path / "run" / "config.json").read_text())
+  assert saved["config_version"] == 2
+
+
+def test_configs_saved_before_version_2_keep_their_meaning(tmp_path):
+  import gzip
+  from gan_jax.config import from_dict, to_dict
+  from gan_jax.train import config_drift
+  from conftest import tiny_config
+  for prefix in ("t10k",):
+    with gzip.open(tmp_path / f"{prefix}-images-idx3-ubyte.gz", "wb") as f:
+      f.write(bytes([0, 0, 8, 3, 0, 0, 0, 1, 0, 0, 0, 8, 0, 0, 0, 8]) + bytes(64))
+  old = to_dict(tiny_config(**{"data.source": "idx", "data.path": str(tmp_path),
+                               "model.g_output": "linear"}))
+  assert "config_version" not in old and old["data"]["split"] == "train"
+  # version 1 read every file present and ignored g_output for DCGAN
+  c = from_dict(old)
+  assert c.data.split == "test" and c.model.g_output == "tanh"
+  assert from_dict({**old, "config_version": 2}).data.split == "train"
+  # resuming such a run with the split it really used is no drift
+  now = to_dict(tiny_config(**{"data.source": "idx", "data.path": str(tmp_path),
+                               "data.split": "test"}))
+  assert config_drift(old, now) == []

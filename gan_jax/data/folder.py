@@ -34,6 +34,8 @@ def load_folder(cfg) -> Dataset:
         # the camera's orientation tag, as image viewers apply it
         images.append(convert_image(ImageOps.exif_transpose(im), cfg.image_size,
                                     cfg.channels))
+    except DataError as e:  # readable, but not as an image of a known range
+      raise DataError(f"{path}: {e}") from None
     except (UnidentifiedImageError, OSError, ValueError):
       skipped += 1
   if not images:
