@@ -38,7 +38,6 @@ import datetime
 import functools
 import hashlib
 import json
-import math
 import os
 from typing import Any, Iterator
 
@@ -150,14 +149,14 @@ def _eval_steps(workdir: str, df, metric: str) -> dict:
   """{checkpoint step: value of `metric`}, from the metrics saved with the
   checkpoints or, failing that, from metrics.jsonl."""
   steps = checkpoint.existing_steps(workdir)
-  def finite(v):
-    return isinstance(v, (int, float)) and math.isfinite(v)
-  out = {s: m[metric] for s in steps
-         if (m := checkpoint.step_metrics(workdir, s)) is not None and finite(m.get(metric))}
+  finite = checkpoint.finite_metric  # a NaN score is never 'best', as in resolve_step
+  out = {s: v for s in steps
+         if (v := finite(checkpoint.step_metrics(workdir, s), metric)) is not None}
   if not out and metric in df.columns:
     vals = df.set_index("step")[metric].dropna()
-    out = {s: float(vals[s]) for s in steps if s in vals.index and finite(float(vals[s]))}
-  return out  # a NaN score is never 'best', as in checkpoint.resolve_step
+    out = {s: v for s in steps
+           if s in vals.index and (v := finite({metric: float(vals[s])}, metric)) is not None}
+  return out
 
 
 def resolve(workdir: str, step=None, df=None) -> int:

@@ -50,8 +50,8 @@ def make_manager(workdir: str, keep: int, *, best_metric: str | None = None,
     worst = math.inf if best_mode == "min" else -math.inf
 
     def score(m):  # a missing or non-finite metric ranks last, never first
-      v = m.get(best_metric) if isinstance(m, dict) else None
-      return float(v) if isinstance(v, (int, float)) and math.isfinite(v) else worst
+      v = finite_metric(m, best_metric)
+      return worst if v is None else v
 
     policy = AnyPreservationPolicy([policy, BestN(
         get_metric_fn=score, reverse=best_mode == "min", n=1,
@@ -97,6 +97,12 @@ def save(manager: ocp.CheckpointManager, step: int, state, config_dict: dict,
       metrics=metrics if metrics is not None else {}, force=True)
 
 
+def finite_metric(metrics, name: str) -> float | None:
+  """metrics[name] when it is a finite number, else None (never ranked best)."""
+  v = metrics.get(name) if isinstance(metrics, dict) else None
+  return float(v) if isinstance(v, (int, float)) and math.isfinite(v) else None
+
+
 def step_metrics(workdir: str, step: int) -> dict | None:
   """The eval metrics saved with a checkpoint (JSON), or None."""
   try:
@@ -116,9 +122,8 @@ def resolve_step(workdir: str, which="latest", metric: str = "eval/fid",
   if which == "latest":
     return steps[-1]
   if which == "best":
-    scored = [(m[metric], s) for s in steps
-              if (m := step_metrics(workdir, s)) is not None
-              and isinstance(m.get(metric), (int, float)) and math.isfinite(m[metric])]
+    scored = [(v, s) for s in steps
+              if (v := finite_metric(step_metrics(workdir, s), metric)) is not None]
     if not scored:
       raise CheckpointError(f"no checkpoint in {checkpoint_dir(workdir)} has {metric!r} "
                             "(was eval.every > 0?); use 'latest' or a step")

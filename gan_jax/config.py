@@ -232,9 +232,8 @@ def upgrade(saved: dict) -> dict:
   if m.get("name") == "dcgan":
     m["g_output"] = "tanh"
   if d.get("source") == "idx" and d.get("path") and os.path.isdir(d["path"]):
-    from gan_jax.data.idx import _find
-    present = [p for p in ("train", "t10k") if _find(d["path"], p, "images-idx3")]
-    d["split"] = {("train",): "train", ("t10k",): "test"}.get(tuple(present), "all")
+    from gan_jax.data.idx import present
+    d["split"] = {("train",): "train", ("t10k",): "test"}.get(tuple(present(d["path"])), "all")
   return saved
 
 

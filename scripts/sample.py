@@ -9,10 +9,11 @@ best when the run was evaluated, else latest. --format: png (out/000000.png,
 000001.png, ...) or npz (key 'images': uint8 N x H x W x C); by default npz
 when --out ends in .npz. Runs on the 2-D toy data write npz only, with key
 'points' (float32 N x 2), unclipped. --overwrite into a PNG folder first
-removes the numbered PNGs an earlier call wrote there. Sample i comes from fold_in(PRNGKey(seed), i), so the
-files are byte-identical for the same checkpoint, seed and batch size. Images
-are generated and written batch by batch; the .npz is streamed into its zip
-entry, so memory does not grow with --num. --truncation=T resamples latent
+removes the numbered PNGs an earlier call wrote there. Sample i comes from
+fold_in(PRNGKey(seed), i), so the files are byte-identical for the same
+checkpoint, seed and batch size. Images are generated and written batch by
+batch; the .npz is streamed into its zip entry, so memory does not grow with
+--num. --truncation=T resamples latent
 components with |z| > T (the truncation trick). --labels is for
 class-conditional generators; no model in gan_jax is one yet, so it is refused.
 Bad input prints one line and exits non-zero.

@@ -114,9 +114,6 @@ class MLPDiscriminator(nn.Module):
 def build(config):
   """(G, D) torch modules for `config`, mirroring gan_jax.models.build."""
   d, m = config.data, config.model
-  if m.get("g_output", "tanh") != "tanh":
-    raise ValueError(f"--compare=torch mirrors a tanh generator output only, not "
-                     f"model.g_output={m.g_output!r}")
   if m.name == "dcgan":
     return (DCGANGenerator(d.image_size, d.channels, m.g_features, m.z_dim),
             DCGANDiscriminator(d.image_size, d.channels, m.d_features))

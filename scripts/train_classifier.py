@@ -32,7 +32,7 @@ from absl import app, flags  # noqa: E402
 
 from gan_jax import data  # noqa: E402
 from gan_jax.config import base_config  # noqa: E402
-from gan_jax.data.idx import SPLITS, _find  # noqa: E402
+from gan_jax.data.idx import SPLITS, present  # noqa: E402
 from gan_jax.metrics.features import LENET_WEIGHTS, LeNet, save_params  # noqa: E402
 
 flags.DEFINE_string("source", "idx", "Data source: tfds, idx, folder or digits.")
@@ -79,8 +79,7 @@ def accuracy(apply, params, x, y) -> float:
 def _default_split() -> str:
   if FLAGS.split:
     return FLAGS.split
-  if FLAGS.source == "idx" and os.path.isdir(FLAGS.path) and not _find(FLAGS.path, "train",
-                                                                        "images-idx3"):
+  if FLAGS.source == "idx" and os.path.isdir(FLAGS.path) and "train" not in present(FLAGS.path):
     print(f"--split=test: {FLAGS.path} holds no train files", flush=True)
     return "test"
   return "train"

@@ -43,6 +43,11 @@ def _find(folder: str, prefix: str, kind: str) -> str | None:
 SPLITS = {"train": ("train",), "test": ("t10k",), "all": ("train", "t10k")}
 
 
+def present(folder: str) -> list[str]:
+  """The file prefixes ('train', 't10k') whose image file is in `folder`."""
+  return [p for p in ("train", "t10k") if _find(folder, p, "images-idx3")]
+
+
 def load_idx(cfg) -> Dataset:
   folder = cfg.path
   if not folder or not os.path.isdir(folder):
@@ -52,16 +57,16 @@ def load_idx(cfg) -> Dataset:
   if split not in SPLITS:
     raise DataError(f"config.data.split={split!r} is not an idx split; valid: "
                     f"{', '.join(map(repr, SPLITS))}")
-  present = [p for p in ("train", "t10k") if _find(folder, p, "images-idx3")]
+  have = present(folder)
   images, labels, used = [], [], []
   for prefix in SPLITS[split]:
     ip = _find(folder, prefix, "images-idx3")
     if ip is None:
-      have = (f"it has only the {' and '.join(present)} files; use config.data.split="
-              f"{'test' if present == ['t10k'] else 'train'!r}" if present
-              else "it holds no IDX image files")
+      why = (f"it has only the {' and '.join(have)} files; use config.data.split="
+             f"{'test' if have == ['t10k'] else 'train'!r}" if have
+             else "it holds no IDX image files")
       raise DataError(f"config.data.split={split!r} needs {prefix}-images-idx3-ubyte[.gz] "
-                      f"in config.data.path={folder!r}, but {have}")
+                      f"in config.data.path={folder!r}, but {why}")
     img = read_idx(ip)
     lp = _find(folder, prefix, "labels-idx1")
     lbl = read_idx(lp).astype(np.int32) if lp else None
