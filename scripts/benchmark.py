@@ -263,6 +263,8 @@ def benchmark(config) -> dict:
       "device_kind": devices[0].device_kind,
       "devices": len(devices),
       "batch_size": batch,
+      "steps_per_call": config.train.steps_per_call,
+      "compute_dtype": config.train.compute_dtype,
       "model": config.model.name,
       "image_size": config.data.image_size,
       "data": "real" if FLAGS.real_data else "synthetic",

@@ -41,6 +41,7 @@ def test_benchmark_prints_json_last_line():
   assert result["backend"] == jax.default_backend()
   assert isinstance(result["device_kind"], str)
   assert result["devices"] == jax.local_device_count() and result["batch_size"] == 16
+  assert result["steps_per_call"] == 1 and result["compute_dtype"] == "float32"
   assert isinstance(result["jax_steps_per_sec"], float) and result["jax_steps_per_sec"] > 0
   assert result["jax_images_per_sec"] == pytest.approx(16 * result["jax_steps_per_sec"])
   assert result["peak_rss_mb"] > 0
@@ -72,7 +73,7 @@ def test_flops_per_step_does_not_depend_on_steps_per_call():
     proc = _run(*mlp, f"--config.train.steps_per_call={k}")
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert result["jax_steps_per_block"] == 2
+    assert result["jax_steps_per_block"] == 2 and result["steps_per_call"] == k
     flops.append(result["flops_per_step"])
   assert flops[0] > 0 and flops[1] == pytest.approx(flops[0], rel=0.01)
 

@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# The GPU measurements of BENCHMARKS.md ("GPU") in one call on a lent device:
+#
+#   bash scripts/gpu_bench.sh OUT_DIR
+#
+# Runs scripts/benchmark.py on experiments/mnist.py at batch 64 and 256:
+# against eager PyTorch with steps_per_call 1 (the default) and 10 (lax.scan),
+# against torch.compile (default mode, then reduce-overhead = CUDA graphs),
+# and JAX alone in bfloat16. Every run's full output is appended to
+# OUT_DIR/bench.log and its JSON line (with the run's name and wall time) to
+# OUT_DIR/results.jsonl; a run that fails or runs out of time is logged and
+# the next one starts. The last lines printed are a table of all runs.
+#
+# Environment: PYTHON (python3), STEPS (300 per timing block), ROUNDS (5),
+# DEADLINE_S (520: no run starts or continues past this many seconds), EXTRA
+# (more benchmark.py flags for every run, e.g. a tiny model for a dry run on
+# a CPU). JAX's persistent compilation cache is on, so runs that share a
+# program compile it once.
+set -u
+out=${1:?usage: bash scripts/gpu_bench.sh OUT_DIR}
+mkdir -p "$out"
+py=${PYTHON:-python3}
+steps=${STEPS:-300}
+rounds=${ROUNDS:-5}
+deadline=${DEADLINE_S:-520}
+read -r -a extra <<< "${EXTRA:-}"
+export PYTHONUNBUFFERED=1
+export JAX_COMPILATION_CACHE_DIR=${JAX_COMPILATION_CACHE_DIR:-/tmp/gan_jax_xla_cache}
+export JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0
+export JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES=0
+
+{
+  date -u
+  git log -1 --format='commit %h %s' 2>/dev/null
+  nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm \
+    --format=csv 2>&1
+  "$py" -c "import sys, jax, flax, optax; print(sys.version.split()[0], 'jax', jax.__version__,
+jax.devices(), 'flax', flax.__version__, 'optax', optax.__version__)
+try:
+  import torch; print('torch', torch.__version__, torch.cuda.is_available())
+except ImportError as e: print(e)"
+} >> "$out/bench.log" 2>&1
+
+bench() {  # bench NAME LIMIT_S benchmark.py-flags...
+  local name=$1 limit=$2
+  shift 2
+  local left=$((deadline - SECONDS))
+  if ((left < 30)); then
+    echo "$name: skipped, ${left} s left before the ${deadline} s deadline" | tee -a "$out/bench.log"
+    return
+  fi
+  ((limit > left)) && limit=$left
+  local flags=(--config=experiments/mnist.py --steps="$steps" --rounds="$rounds" "$@" "${extra[@]}")
+  echo "=== $name (limit ${limit} s): python scripts/benchmark.py ${flags[*]}" >> "$out/bench.log"
+  local t0=$SECONDS rc
+  timeout "$limit" "$py" scripts/benchmark.py "${flags[@]}" > "$out/run.log" 2>&1
+  rc=$?
+  cat "$out/run.log" >> "$out/bench.log"
+  if ((rc == 0)); then
+    printf '{"name": "%s", "wall_s": %d, "command": "python scripts/benchmark.py %s", "result": %s}\n' \
+      "$name" $((SECONDS - t0)) "${flags[*]}" "$(tail -n 1 "$out/run.log")" >> "$out/results.jsonl"
+  fi
+  echo "$name: rc=$rc in $((SECONDS - t0)) s" | tee -a "$out/bench.log"
+}
+
+k10=--config.train.steps_per_call=10
+for b in 64 256; do
+  bench "b${b}_k1_eager" 120 --config.train.batch_size=$b --compare=torch
+  bench "b${b}_k10_eager" 120 --config.train.batch_size=$b --compare=torch $k10
+done
+for b in 64 256; do
+  bench "b${b}_k10_bf16" 90 --config.train.batch_size=$b $k10 --config.train.compute_dtype=bfloat16
+done
+for b in 64 256; do
+  bench "b${b}_k10_compile" 200 --config.train.batch_size=$b --compare=torch $k10 \
+    --torch_compile=default
+done
+for b in 64 256; do
+  bench "b${b}_k10_compile_ro" 200 --config.train.batch_size=$b --compare=torch $k10 \
+    --torch_compile=reduce-overhead
+done
+rm -f "$out/run.log"
+
+"$py" - "$out/results.jsonl" <<'EOF'
+import json, sys
+# Dense peaks of the SXM H100/H200 datasheets, TFLOP/s: TF32 (what XLA uses
+# for float32 dots and convolutions by default) and bf16.
+PEAK = {"float32": 494.7, "bfloat16": 989.4}
+try:
+  rows = [json.loads(line) for line in open(sys.argv[1])]
+except FileNotFoundError:
+  rows = []
+print(f"{'run':22} {'jax img/s':>10} {'torch img/s':>11} {'ratio':>6} {'TFLOP/s':>8} "
+      f"{'%peak':>6} {'GFLOP/step':>10} {'jax MiB':>8} {'torch MiB':>9}")
+for row in rows:
+  r = row["result"]
+  t = r.get("torch_images_per_sec")
+  tf = r.get("jax_tflops_per_sec")
+  peak = PEAK.get(r.get("compute_dtype"))
+  print(f"{row['name']:22} {r['jax_images_per_sec']:10.0f} "
+        f"{'-' if t is None else f'{t:.0f}':>11} "
+        f"{'-' if r.get('ratio') is None else format(r['ratio'], '.2f'):>6} "
+        f"{'-' if tf is None else f'{tf:.2f}':>8} "
+        f"{'-' if tf is None or peak is None else f'{100 * tf / peak:.2f}':>6} "
+        f"{'-' if r.get('flops_per_step') is None else format(r['flops_per_step'] / 1e9, '.2f'):>10} "
+        f"{r.get('jax_peak_device_mb') or '-'!s:>8.8} {r.get('torch_peak_device_mb') or '-'!s:>9.9}")
+EOF
