@@ -12,7 +12,8 @@
 # the next one starts. The last lines printed are a table of all runs.
 #
 # Environment: PYTHON (python3), STEPS (300 per timing block), ROUNDS (5),
-# DEADLINE_S (520: no run starts or continues past this many seconds), EXTRA
+# DEADLINE_S (520: no run starts or continues past this many seconds), RUNS
+# (names of the runs to make, space-separated; all by default), EXTRA
 # (more benchmark.py flags for every run, e.g. a tiny model for a dry run on
 # a CPU). JAX's persistent compilation cache is on, so runs that share a
 # program compile it once.
@@ -44,6 +45,7 @@ except ImportError as e: print(e)"
 bench() {  # bench NAME LIMIT_S benchmark.py-flags...
   local name=$1 limit=$2
   shift 2
+  if [[ -n "${RUNS:-}" && " $RUNS " != *" $name "* ]]; then return; fi
   local left=$((deadline - SECONDS))
   if ((left < 30)); then
     echo "$name: skipped, ${left} s left before the ${deadline} s deadline" | tee -a "$out/bench.log"

@@ -180,6 +180,14 @@ class Trainer:
     self.g_loss = G_LOSSES[t.loss]
     self._g_update, self._d_update = self.g_opt.step, self.d_opt.step
     if compile_mode is not None:
+      if self.device.type == "cuda":
+        # Inductor's layout optimisation (convolutions in channels-last) breaks
+        # the G step's backward through D on CUDA: its convolution_backward
+        # meta kernel predicts channels-last strides that cuDNN does not
+        # return (pytorch/pytorch#171622), so the compiled code fails its
+        # stride assertion. Seen with torch 2.11 on an H200 (BENCHMARKS.md).
+        from torch._inductor import config as inductor_config
+        inductor_config.layout_optimization = False
       self.G, self.D = (torch.compile(m, mode=compile_mode) for m in (self.G, self.D))
       self._g_update = _compiled_step(self.g_opt, compile_mode)
       self._d_update = _compiled_step(self.d_opt, compile_mode)

@@ -48,6 +48,7 @@ def test_benchmark_prints_json_last_line():
   # XLA's FLOP count of one step: 1.23 MFLOP for this tiny DCGAN on jaxlib
   # 0.10.2 (the MNIST DCGAN at batch 64: 10.17 GFLOP).
   assert 1e5 < result["flops_per_step"] < 1e8
+  assert result["flops_counted_from"] == ("compiled" if result["backend"] == "cpu" else "lowered")
   assert result["jax_tflops_per_sec"] == pytest.approx(
       result["flops_per_step"] * result["jax_steps_per_sec"] / 1e12)
   if HAVE_TORCH:
@@ -76,6 +77,23 @@ def test_flops_per_step_does_not_depend_on_steps_per_call():
     assert result["jax_steps_per_block"] == 2 and result["steps_per_call"] == k
     flops.append(result["flops_per_step"])
   assert flops[0] > 0 and flops[1] == pytest.approx(flops[0], rel=0.01)
+
+
+def test_xla_flops_counts_the_unoptimised_program_off_cpu():
+  # XLA's GPU cost analysis counts cuDNN convolutions as zero, so on a GPU the
+  # benchmark counts the program before optimisation; here both are at hand.
+  sys.path.insert(0, str(REPO / "scripts"))
+  import benchmark
+  x = jnp.ones((8, 16, 16, 4))
+  w = jnp.ones((3, 3, 4, 8))
+  conv = jax.jit(lambda x, w: jax.lax.conv_general_dilated(
+      x, w, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC")).sum())
+  lowered = conv.lower(x, w)
+  macs = 8 * 14 * 14 * 8 * 3 * 3 * 4
+  for backend, source in (("cpu", "compiled"), ("gpu", "lowered")):
+    flops, got = benchmark.xla_flops(lowered, backend)
+    assert got == source
+    assert flops == pytest.approx(2 * macs, rel=0.05), backend
 
 
 def test_benchmark_rejects_what_torch_cannot_mirror():
