@@ -30,7 +30,7 @@ BENCHMARKS.md.
 flops_per_step is XLA's count, not the model's nominal one. On a CPU it counts
 the compiled program (the 2x2-window up-convolution executes ~12% more than a
 transposed convolution would); on a GPU, where XLA does not count cuDNN's
-convolutions, the program before optimisation (flops_counted_from says which).
+convolutions, the same step compiled for a CPU (flops_counted_from says which).
 XLA counts only the taps that land on the input, not on padding: 9.09 GFLOP
 for the MNIST DCGAN at batch 64 with transposed convolutions, where torch's
 FlopCounterMode counts 10.37.
@@ -101,6 +101,7 @@ class JaxSide:
     self.mesh = steps.make_mesh()
     G, D = models.build(config)
     g_tx, d_tx = make_optimizers(config)
+    self.config, self.parts = config, (G, D, g_tx, d_tx)
     self.state = steps.replicate(create_state(config, G, D, g_tx, d_tx), self.mesh)
     self.params = (count_params(self.state.g_params), count_params(self.state.d_params))
     self.images = steps.replicate(images, self.mesh)
@@ -116,17 +117,18 @@ class JaxSide:
     return calls * self.k
 
   def flops_per_step(self):
-    """(FLOPs of one step on all devices by XLA's count, which program was
-    counted); (None, None) where the backend gives no count.
+    """(XLA's count of the FLOPs one step executes on all devices, "this
+    backend" | "cpu"); (None, None) where no count comes back.
 
     One step, not steps_per_call: XLA counts a while loop's body once, so the
-    lax.scan program of K steps reports the FLOPs of one. With
-    steps_per_call=1 JAX's compilation cache hands back the executable the
-    timed calls use (0.6 ms for the MNIST DCGAN on this CPU); otherwise this
-    compiles the one-step program once."""
-    lowered = self.fn.lower(self.state, self.images, 1)
-    flops, source = xla_flops(lowered, self.jax.default_backend())
-    return (None, None) if flops is None else (flops * self.mesh.size, source)
+    lax.scan program of K steps reports the FLOPs of one. On a CPU this counts
+    the compiled per-device program (with steps_per_call=1 JAX's compilation
+    cache hands back the executable the timed calls use). Elsewhere it counts
+    the same step compiled for one CPU device (cpu_program_flops)."""
+    if self.jax.default_backend() != "cpu":
+      return cpu_program_flops(self.config, self.parts, self.state, self.images), "cpu"
+    flops = _flops(self.fn.lower(self.state, self.images, 1).compile())
+    return (None, None) if flops is None else (flops * self.mesh.size, "this backend")
 
   def device_peak_mb(self):
     stats = self.jax.local_devices()[0].memory_stats() or {}
@@ -134,20 +136,35 @@ class JaxSide:
     return None if peak is None else peak / 2 ** 20
 
 
-def xla_flops(lowered, backend: str):
-  """(FLOPs, "compiled" | "lowered") of a jax Lowered per device, or (None, None).
-
-  On a CPU the compiled program is counted (what runs: after dead code is
-  removed and the 2x2-window up-convolution is in place). On a GPU the
-  optimised program's convolutions are cuDNN custom calls, which XLA's cost
-  analysis counts as zero (0.35 of 9.1 GFLOP for the MNIST DCGAN at batch 64
-  on an H200), so the program before optimisation is counted there."""
-  source = "compiled" if backend == "cpu" else "lowered"
-  cost = (lowered.compile() if source == "compiled" else lowered).cost_analysis()
+def _flops(compiled):
+  cost = compiled.cost_analysis()
   if isinstance(cost, (list, tuple)):  # older jaxlibs: one dict per program
     cost = cost[0] if cost else None
   flops = (cost or {}).get("flops")
-  return (None, None) if not flops or flops < 0 else (flops, source)
+  return None if not flops or flops < 0 else flops
+
+
+def cpu_program_flops(config, parts, state, images):
+  """XLA's FLOP count of one training step over the whole batch, compiled for
+  one CPU device from the shapes alone; None if no CPU backend is there.
+
+  For GPUs: their compiled programs call cuDNN for the convolutions, which
+  XLA's cost analysis counts as zero (0.35 of ~9.1 GFLOP for the MNIST DCGAN
+  at batch 64 on an H200), and the unoptimised program gave no count there.
+  The model is the one the GPU runs (model.upsample was resolved when it was
+  built on that backend), so the count is that of its formulation."""
+  import jax
+  from jax.sharding import NamedSharding, PartitionSpec
+  from gan_jax import steps
+  try:
+    mesh = steps.make_mesh(jax.devices("cpu")[:1])
+  except RuntimeError:  # JAX_PLATFORMS without cpu
+    return None
+  fn = steps.make_train_fn(config, *parts, mesh)
+  spec = NamedSharding(mesh, PartitionSpec())
+  shapes = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=spec),
+                        (state, images))
+  return _flops(fn.lower(*shapes, 1).compile())
 
 
 class TorchSide:

@@ -179,6 +179,7 @@ class Trainer:
     self.batch, self.z_dim, self.d_steps = t.batch_size, config.model.z_dim, t.d_steps
     self.g_loss = G_LOSSES[t.loss]
     self._g_update, self._d_update = self.g_opt.step, self.d_opt.step
+    self._new_step = lambda: None
     if compile_mode is not None:
       if self.device.type == "cuda":
         # Inductor's layout optimisation (convolutions in channels-last) breaks
@@ -189,6 +190,10 @@ class Trainer:
         from torch._inductor import config as inductor_config
         inductor_config.layout_optimization = False
       self.G, self.D = (torch.compile(m, mode=compile_mode) for m in (self.G, self.D))
+      if compile_mode == "reduce-overhead" and self.device.type == "cuda":
+        # CUDA graphs reuse their output buffers: each D and G update is a new
+        # step of the graph trees, as the torch.compile docs ask.
+        self._new_step = torch.compiler.cudagraph_mark_step_begin
       self._g_update = _compiled_step(self.g_opt, compile_mode)
       self._d_update = _compiled_step(self.d_opt, compile_mode)
 
@@ -200,6 +205,7 @@ class Trainer:
     return self.images[idx].float().mul_(2.0 / 255.0).sub_(1.0)
 
   def d_step(self):
+    self._new_step()
     with torch.no_grad():
       fake = self.G(self._z())
     loss = d_loss_bce(self.D(self._real()), self.D(fake))
@@ -209,6 +215,7 @@ class Trainer:
     return loss
 
   def g_step(self):
+    self._new_step()
     self.D.requires_grad_(False)
     loss = self.g_loss(self.D(self.G(self._z())))
     self.g_opt.zero_grad(set_to_none=True)

@@ -48,7 +48,7 @@ def test_benchmark_prints_json_last_line():
   # XLA's FLOP count of one step: 1.23 MFLOP for this tiny DCGAN on jaxlib
   # 0.10.2 (the MNIST DCGAN at batch 64: 10.17 GFLOP).
   assert 1e5 < result["flops_per_step"] < 1e8
-  assert result["flops_counted_from"] == ("compiled" if result["backend"] == "cpu" else "lowered")
+  assert result["flops_counted_from"] == ("this backend" if result["backend"] == "cpu" else "cpu")
   assert result["jax_tflops_per_sec"] == pytest.approx(
       result["flops_per_step"] * result["jax_steps_per_sec"] / 1e12)
   if HAVE_TORCH:
@@ -79,21 +79,21 @@ def test_flops_per_step_does_not_depend_on_steps_per_call():
   assert flops[0] > 0 and flops[1] == pytest.approx(flops[0], rel=0.01)
 
 
-def test_xla_flops_counts_the_unoptimised_program_off_cpu():
-  # XLA's GPU cost analysis counts cuDNN convolutions as zero, so on a GPU the
-  # benchmark counts the program before optimisation; here both are at hand.
+def test_flops_count_for_gpus_is_the_cpu_build_of_the_same_step():
+  # XLA's GPU cost analysis counts cuDNN convolutions as zero, so off a CPU
+  # the benchmark counts the same step compiled for one CPU device, from
+  # shapes alone. That is the timed program's count give or take the work each
+  # device repeats (the tests' 4 CPU devices: 75.4 against 69.4 MFLOP).
   sys.path.insert(0, str(REPO / "scripts"))
   import benchmark
-  x = jnp.ones((8, 16, 16, 4))
-  w = jnp.ones((3, 3, 4, 8))
-  conv = jax.jit(lambda x, w: jax.lax.conv_general_dilated(
-      x, w, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC")).sum())
-  lowered = conv.lower(x, w)
-  macs = 8 * 14 * 14 * 8 * 3 * 3 * 4
-  for backend, source in (("cpu", "compiled"), ("gpu", "lowered")):
-    flops, got = benchmark.xla_flops(lowered, backend)
-    assert got == source
-    assert flops == pytest.approx(2 * macs, rel=0.05), backend
+  config = _config()
+  config.train.batch_size = 16
+  images = np.random.default_rng(0).integers(0, 256, (64, 28, 28, 1), dtype=np.uint8)
+  side = benchmark.JaxSide(config, images)
+  flops, source = side.flops_per_step()
+  assert source == "this backend" and flops > 1e7
+  assert benchmark.cpu_program_flops(config, side.parts, side.state,
+                                     side.images) == pytest.approx(flops, rel=0.1)
 
 
 def test_benchmark_rejects_what_torch_cannot_mirror():
