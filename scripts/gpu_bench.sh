@@ -9,7 +9,9 @@
 # and JAX alone in bfloat16. Every run's full output is appended to
 # OUT_DIR/bench.log and its JSON line (with the run's name and wall time) to
 # OUT_DIR/results.jsonl; a run that fails or runs out of time is logged and
-# the next one starts. The last lines printed are a table of all runs.
+# the next one starts. The last lines printed are a table of all runs. On an
+# H200 all of it took ~7 minutes (eager and bf16 runs 12-45 s each, with
+# torch.compile 60-70 s); BENCHMARKS.md has the results.
 #
 # Environment: PYTHON (python3), STEPS (300 per timing block), ROUNDS (5),
 # DEADLINE_S (520: no run starts or continues past this many seconds), RUNS
@@ -32,7 +34,6 @@ export JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES=0
 
 {
   date -u
-  git log -1 --format='commit %h %s' 2>/dev/null
   nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm \
     --format=csv 2>&1
   "$py" -c "import sys, jax, flax, optax; print(sys.version.split()[0], 'jax', jax.__version__,
