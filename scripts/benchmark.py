@@ -31,7 +31,7 @@ flops_per_step is XLA's count, not the model's nominal one. On a CPU it counts
 the compiled program (the 2x2-window up-convolution executes ~12% more than a
 transposed convolution would); on a GPU, where XLA does not count cuDNN's
 convolutions, the same step compiled for a CPU (flops_counted_from says which).
-XLA counts only the taps that land on the input, not on padding: 9.09 GFLOP
+XLA counts only the taps that land on the input, not on padding: 9.10 GFLOP
 for the MNIST DCGAN at batch 64 with transposed convolutions, where torch's
 FlopCounterMode counts 10.37.
 
@@ -258,8 +258,8 @@ def benchmark(config) -> dict:
   sides["jax"].run(FLAGS.warmup)
   flops, flops_source = sides["jax"].flops_per_step()
   if flops:
-    print(f"jax: XLA counts {flops / 1e9:.4g} GFLOP per step (all devices; the "
-          f"{flops_source} program)", flush=True)
+    print(f"jax: XLA counts {flops / 1e9:.4g} GFLOP per step (all devices; the step "
+          f"compiled for {flops_source})", flush=True)
   rss_jax = _rss_mb()
   if FLAGS.compare == "torch":
     import torch
