@@ -22,6 +22,12 @@ another trajectory). Since then, with --config.eval.every=1000
 --config.train.log_every=50 and seeds 0 and 1 it measured 139.9/100.3 and
 136.6/96.1. --config.train.compute_dtype=bfloat16 gave 144.2/102.7 and
 147.2/99.1 (no faster on a CPU; see BENCHMARKS.md).
+
+On one NVIDIA H200 the training step alone (scripts/benchmark.py, no logging,
+sampling or evaluation) ran at ~890-980 steps/s at batch 64 and ~490 at batch
+256; --config.train.steps_per_call=10 gave ~1,050 at batch 64, and
+--config.train.compute_dtype=bfloat16 with it ~1,280 (batch 64) and ~980
+(batch 256). 10,000 steps are then well under a minute of stepping.
 """
 from gan_jax.config import base_config
 
