@@ -81,6 +81,12 @@ class Evaluator:
     return {f"eval/{k}": float(v) for k, v in out.items()}
 
 
+def eval_sizes(config, num_images: int) -> tuple[int, int]:
+  """(real, generated) set sizes of an evaluation on data of `num_images`."""
+  e = config.eval
+  return min(e.num_real or e.num_samples, num_images), e.num_samples
+
+
 def floor_sizes(config, num_images: int) -> tuple[int, int, int, int]:
   """(real, fake) set sizes of an evaluation, and the two disjoint real sets
   of its real-vs-real floor.
@@ -92,8 +98,7 @@ def floor_sizes(config, num_images: int) -> tuple[int, int, int, int]:
   floor is then an overestimate; the caller reports the sizes.
   """
   from gan_jax.config import MIN_EVAL_SAMPLES as least
-  e = config.eval
-  n_real, n_fake = min(e.num_real or e.num_samples, num_images), e.num_samples
+  n_real, n_fake = eval_sizes(config, num_images)
   a, b = n_real, n_fake
   if a + b > num_images:
     if num_images < 2 * least:

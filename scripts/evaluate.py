@@ -91,7 +91,7 @@ def main(argv):
   path = os.path.join(out_dir, f"step_{step_name}.json")
   with open(path, "w") as f:
     json.dump({"step": step_name, "num_samples": config.eval.num_samples,
-               "num_real": min(config.eval.num_real or config.eval.num_samples, len(images)),
+               "num_real": evaluate.eval_sizes(config, len(images))[0],
                "metrics": results, "real_vs_real": floor,
                "real_vs_real_sizes": list(floor_n) if floor_n else None}, f, indent=2)
   print(f"wrote {path}")
