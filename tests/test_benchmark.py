@@ -3,6 +3,7 @@ the CPU 2x2-window up-convolution that the benchmark work introduced."""
 import functools
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 
@@ -203,3 +204,25 @@ def test_torch_compile_twin_takes_the_same_steps_as_eager():
     np.testing.assert_allclose(c.numpy(), e.numpy(), rtol=1e-4, atol=1e-5)
   # Adam moved every tensor by ~lr per step, far above the tolerance.
   assert all(float((c - i).abs().max()) > 1e-4 for c, i in zip(compiled, initial))
+
+
+def test_gpu_bench_script_runs_the_named_runs_and_tabulates(tmp_path):
+  # scripts/gpu_bench.sh is what a lent GPU runs; here its JAX-only runs on a
+  # tiny model, selected by RUNS, must each leave one JSON row and a table line.
+  env = {**os.environ, "PYTHON": sys.executable, "STEPS": "2", "ROUNDS": "1",
+         "RUNS": "b64_k10_bf16 b256_k10_bf16",
+         "EXTRA": " ".join(TINY[1:5] + ["--warmup=1", "--synthetic_examples=300"])}
+  proc = subprocess.run(["bash", str(REPO / "scripts" / "gpu_bench.sh"), str(tmp_path)],
+                        cwd=REPO, capture_output=True, text=True, timeout=300, env=env)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  rows = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
+  assert [r["name"] for r in rows] == ["b64_k10_bf16", "b256_k10_bf16"]
+  for row, batch in zip(rows, (64, 256)):
+    r = row["result"]
+    assert r["batch_size"] == batch and r["steps_per_call"] == 10
+    assert r["compute_dtype"] == "bfloat16" and r["image_size"] == 8
+    assert r["torch_steps_per_sec"] is None and row["command"].startswith("python scripts/")
+  table = proc.stdout.strip().splitlines()
+  assert table[-3].split()[:2] == ["run", "jax"]
+  assert [line.split()[0] for line in table[-2:]] == ["b64_k10_bf16", "b256_k10_bf16"]
+  assert "b64_k1_eager" not in (tmp_path / "bench.log").read_text()
