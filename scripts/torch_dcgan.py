@@ -185,7 +185,7 @@ class Trainer:
         # Inductor's layout optimisation (convolutions in channels-last) breaks
         # the G step's backward through D on CUDA: its convolution_backward
         # meta kernel predicts channels-last strides that cuDNN does not
-        # return (pytorch/pytorch#171622), so the compiled code fails its
+        # return (as in pytorch/pytorch#171622), so the compiled code fails its
         # stride assertion. Seen with torch 2.11 on an H200 (BENCHMARKS.md).
         from torch._inductor import config as inductor_config
         inductor_config.layout_optimization = False
