@@ -63,7 +63,8 @@ class Evaluator:
       self.modes, self.sigma = mixture(config.data.name)
     else:
       self.extract = get_extractor(e.extractor)
-      real = real_images(dataset_images, e.num_real or e.num_samples, seed=e.seed)
+      real = real_images(dataset_images, eval_sizes(config, len(dataset_images))[0],
+                         seed=e.seed)
       self.real_feats, self.real_logits = self.extract(real)
 
   def __call__(self, sample_fn, step: int) -> dict:
