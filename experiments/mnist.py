@@ -27,7 +27,10 @@ On one NVIDIA H200 the training step alone (scripts/benchmark.py, no logging,
 sampling or evaluation) ran at ~890-980 steps/s at batch 64 and ~490 at batch
 256; --config.train.steps_per_call=10 gave ~1,050 at batch 64, and
 --config.train.compute_dtype=bfloat16 with it ~1,280 (batch 64) and ~980
-(batch 256). 10,000 steps are then well under a minute of stepping.
+(batch 256). 10,000 steps are then well under a minute of stepping. On one
+NVIDIA H100 the same runs gave ~760-1,010 (batch 64; the lower end was the
+unsteady first run on a fresh machine) and ~483 (batch 256); ~1,040 with
+steps_per_call=10, and with bfloat16 ~1,230 (batch 64) and ~970 (batch 256).
 """
 from gan_jax.config import base_config
 
