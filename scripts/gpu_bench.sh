@@ -9,9 +9,10 @@
 # and JAX alone in bfloat16. Every run's full output is appended to
 # OUT_DIR/bench.log and its JSON line (with the run's name and wall time) to
 # OUT_DIR/results.jsonl; a run that fails or runs out of time is logged and
-# the next one starts. The last lines printed are a table of all runs. On an
-# H200 all of it took ~7 minutes (eager and bf16 runs 12-45 s each, with
-# torch.compile 60-70 s); BENCHMARKS.md has the results.
+# the next one starts. The last lines printed are a table of all runs. All of
+# it took ~7 minutes on an H200 and 439 s on a freshly started H100 (eager and
+# bf16 runs 12-51 s each, with torch.compile 33-71 s); BENCHMARKS.md has the
+# results.
 #
 # Environment: PYTHON (python3), STEPS (300 per timing block), ROUNDS (5),
 # DEADLINE_S (520: no run starts or continues past this many seconds), RUNS
