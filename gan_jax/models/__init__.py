@@ -14,7 +14,7 @@ def _mlp(config):
   d, m = config.data, config.model
   dtype = DTYPES[config.train.compute_dtype]
   shape = (d.image_size, d.image_size, d.channels)
-  return (MLPGenerator(shape, tuple(m.g_hidden), m.get("g_output", "tanh"), dtype=dtype),
+  return (MLPGenerator(shape, tuple(m.g_hidden), m.g_output, dtype=dtype),
           MLPDiscriminator(tuple(m.d_hidden), m.get("d_pack", 1), dtype=dtype))
 
 
@@ -22,7 +22,7 @@ def _dcgan(config):
   d, m = config.data, config.model
   dtype = DTYPES[config.train.compute_dtype]
   return (DCGANGenerator(d.image_size, d.channels, m.g_features,
-                         resolve_upsample(m.upsample), m.get("g_output", "tanh"), dtype=dtype),
+                         resolve_upsample(m.upsample), m.g_output, dtype=dtype),
           DCGANDiscriminator(d.image_size, m.d_features, dtype=dtype))
 
 
