@@ -66,6 +66,14 @@ flags.DEFINE_integer("synthetic_examples", 10_000, "Number of synthetic images."
 flags.DEFINE_enum("torch_compile", "none", ["none", "default", "reduce-overhead", "max-autotune"],
                   "With --compare=torch: torch.compile G, D and the optimizer steps with "
                   "this mode (none: eager PyTorch).")
+flags.DEFINE_bool("torch_channels_last", False,
+                  "With --compare=torch: keep the twin's convolution weights and images in "
+                  "torch.channels_last (NHWC) memory order.")
+flags.DEFINE_string("profile", None,
+                    "After the timed rounds, trace --profile_steps more JAX steps with "
+                    "jax.profiler into this folder (a Perfetto trace, perfetto_trace.json.gz, "
+                    "that scripts/trace_summary.py tabulates).")
+flags.DEFINE_integer("profile_steps", 20, "Steps to trace with --profile.")
 flags.DEFINE_integer("torch_threads", 0, "torch.set_num_threads(N); 0: one per usable CPU.")
 
 
@@ -184,7 +192,8 @@ class TorchSide:
             "different hardware", flush=True)
     mode = None if FLAGS.torch_compile == "none" else FLAGS.torch_compile
     self.trainer = torch_dcgan.Trainer(config, images, device, seed=config.seed,
-                                       compile_mode=mode)
+                                       compile_mode=mode,
+                                       channels_last=FLAGS.torch_channels_last)
     self.params = (torch_dcgan.count_params(self.trainer.G),
                    torch_dcgan.count_params(self.trainer.D))
     self.device = device
@@ -241,6 +250,8 @@ def benchmark(config) -> dict:
     check_compare(config)
   elif FLAGS.torch_compile != "none":
     raise ConfigError(f"--torch_compile={FLAGS.torch_compile} needs --compare=torch")
+  elif FLAGS.torch_channels_last:
+    raise ConfigError("--torch_channels_last needs --compare=torch")
   backend, devices = jax.default_backend(), jax.local_devices()
   load_start = os.getloadavg()
   batch = config.train.batch_size
@@ -274,6 +285,7 @@ def benchmark(config) -> dict:
     print("parameter counts identical: ok", flush=True)
     kind = ("eager" if FLAGS.torch_compile == "none"
             else f"torch.compile(mode={FLAGS.torch_compile!r})")
+    kind += ", channels_last" if FLAGS.torch_channels_last else ""
     t0, warm = time.perf_counter(), max(FLAGS.warmup, 1)
     sides["torch"].run(warm)
     print(f"torch {kind}: the first {warm} steps (compilation included) took "
@@ -290,6 +302,7 @@ def benchmark(config) -> dict:
     print(f"round {r + 1}/{FLAGS.rounds}: " + ", ".join(
         f"{name} {rates[name][-1]:.2f} steps/s" for name in sides), flush=True)
 
+  trace = _profile(sides["jax"], FLAGS.profile, FLAGS.profile_steps) if FLAGS.profile else None
   med = {name: statistics.median(v) for name, v in rates.items()}
   jax_sps, torch_sps = med["jax"], med.get("torch")
   result = {
@@ -318,6 +331,7 @@ def benchmark(config) -> dict:
       "torch_blocks_steps_per_sec": rates.get("torch"),
       "torch_threads": None if torch_sps is None else sides["torch"].torch.get_num_threads(),
       "torch_compile": None if torch_sps is None else FLAGS.torch_compile,
+      "torch_channels_last": None if torch_sps is None else FLAGS.torch_channels_last,
       "ratio": None if torch_sps is None else jax_sps / torch_sps,
       # the same-round pairs, whose load was closest: a check on "ratio"
       "ratio_median_of_rounds": None if torch_sps is None else statistics.median(
@@ -340,6 +354,7 @@ def benchmark(config) -> dict:
       "jax_peak_device_mb": None if backend == "cpu" else sides["jax"].device_peak_mb(),
       "torch_peak_device_mb": None if torch_sps is None else sides["torch"].device_peak_mb(),
       "versions": _versions(),
+      "profile_trace": trace,
   }
   for name in sides:
     print(f"{name}: median {med[name]:.2f} steps/s = {med[name] * batch:.0f} images/s "
@@ -358,6 +373,24 @@ def benchmark(config) -> dict:
            f"{result['jax_peak_device_mb']} MiB, torch {result['torch_peak_device_mb']} MiB"),
         flush=True)
   return result
+
+
+def _profile(side, folder: str, n: int):
+  """Traces >= n more JAX steps (whole calls) after the timed ones; returns the
+  Perfetto trace's path, or None where jax.profiler wrote none."""
+  import glob
+  import jax
+  os.makedirs(folder, exist_ok=True)
+  with jax.profiler.trace(folder, create_perfetto_trace=True):
+    t0 = time.perf_counter()
+    done = side.run(n)
+    wall = time.perf_counter() - t0
+  traces = sorted(glob.glob(os.path.join(folder, "**", "perfetto_trace.json.gz"), recursive=True),
+                  key=os.path.getmtime)
+  print(f"jax: traced {done} steps in {wall * 1e3:.1f} ms "
+        f"({wall / done * 1e3:.3f} ms per step while tracing): "
+        f"{traces[-1] if traces else 'no perfetto_trace.json.gz written'}", flush=True)
+  return {"path": traces[-1] if traces else None, "steps": done, "wall_s": wall}
 
 
 def _versions() -> dict:

@@ -47,11 +47,11 @@ except ImportError as e: print(e)"
 bench() {  # bench NAME LIMIT_S benchmark.py-flags...
   local name=$1 limit=$2
   shift 2
-  if [[ -n "${RUNS:-}" && " $RUNS " != *" $name "* ]]; then return; fi
+  if [[ -n "${RUNS:-}" && " $RUNS " != *" $name "* ]]; then return 1; fi
   local left=$((deadline - SECONDS))
   if ((left < 30)); then
     echo "$name: skipped, ${left} s left before the ${deadline} s deadline" | tee -a "$out/bench.log"
-    return
+    return 1
   fi
   ((limit > left)) && limit=$left
   local flags=(--config=experiments/mnist.py --steps="$steps" --rounds="$rounds" "$@" "${extra[@]}")
@@ -65,6 +65,7 @@ bench() {  # bench NAME LIMIT_S benchmark.py-flags...
       "$name" $((SECONDS - t0)) "${flags[*]}" "$(tail -n 1 "$out/run.log")" >> "$out/results.jsonl"
   fi
   echo "$name: rc=$rc in $((SECONDS - t0)) s" | tee -a "$out/bench.log"
+  return $rc
 }
 
 k10=--config.train.steps_per_call=10
@@ -73,7 +74,20 @@ for b in 64 256; do
   bench "b${b}_k10_eager" 120 --config.train.batch_size=$b --compare=torch $k10
 done
 for b in 64 256; do
+  bench "b${b}_k10_eager_cl" 120 --config.train.batch_size=$b --compare=torch $k10 \
+    --torch_channels_last
+done
+for b in 64 256; do
   bench "b${b}_k10_bf16" 90 --config.train.batch_size=$b $k10 --config.train.compute_dtype=bfloat16
+done
+for b in 64 256; do
+  # JAX alone, then 50 more steps under jax.profiler; the trace is copied to
+  # OUT_DIR/trace_bB.json.gz for scripts/trace_summary.py
+  if bench "b${b}_k10_profile" 90 --config.train.batch_size=$b $k10 \
+      --profile="$out/profile_b$b" --profile_steps=50; then
+    t=$(find "$out/profile_b$b" -name perfetto_trace.json.gz | sort | tail -n 1)
+    [[ -n "$t" ]] && cp "$t" "$out/trace_b$b.json.gz"
+  fi
 done
 for b in 64 256; do
   bench "b${b}_k10_compile" 200 --config.train.batch_size=$b --compare=torch $k10 \
@@ -82,6 +96,10 @@ done
 for b in 64 256; do
   bench "b${b}_k10_compile_ro" 200 --config.train.batch_size=$b --compare=torch $k10 \
     --torch_compile=reduce-overhead
+done
+for b in 64 256; do
+  bench "b${b}_k10_compile_ma" 240 --config.train.batch_size=$b --compare=torch $k10 \
+    --torch_compile=max-autotune
 done
 rm -f "$out/run.log"
 

@@ -104,6 +104,9 @@ def test_benchmark_rejects_what_torch_cannot_mirror():
   proc = _run(*TINY, "--torch_compile=default", timeout=60)
   assert proc.returncode == 1 and "Traceback" not in proc.stderr
   assert "--torch_compile=default needs --compare=torch" in proc.stderr
+  proc = _run(*TINY, "--torch_channels_last", timeout=60)
+  assert proc.returncode == 1 and "Traceback" not in proc.stderr
+  assert "--torch_channels_last needs --compare=torch" in proc.stderr
 
 
 # --- the PyTorch twin -------------------------------------------------------
@@ -206,23 +209,48 @@ def test_torch_compile_twin_takes_the_same_steps_as_eager():
   assert all(float((c - i).abs().max()) > 1e-4 for c, i in zip(compiled, initial))
 
 
+@needs_torch
+def test_channels_last_twin_takes_the_same_steps():
+  """--torch_channels_last changes the memory order, not the function."""
+  config = _config("dcgan", 16, 3)
+  config.train.batch_size = 8
+  images = np.random.default_rng(0).integers(0, 256, (32, 16, 16, 3), dtype=np.uint8)
+  torch.set_num_threads(1)
+  trained = []
+  for channels_last in (False, True):
+    trainer = torch_dcgan.Trainer(config, images, "cpu", seed=5, channels_last=channels_last)
+    convs = [m.weight for m in trainer.D.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert all(w.is_contiguous(memory_format=torch.channels_last) == channels_last
+               for w in convs)
+    assert trainer._real().is_contiguous(memory_format=torch.channels_last) == channels_last
+    trainer.train_steps(2)
+    trained.append([p.detach().clone() for m in (trainer.G, trainer.D) for p in m.parameters()])
+  for a, b in zip(*trained):
+    np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-4, atol=1e-5)
+
+
 def test_gpu_bench_script_runs_the_named_runs_and_tabulates(tmp_path):
   # scripts/gpu_bench.sh is what a lent GPU runs; here its JAX-only runs on a
   # tiny model, selected by RUNS, must each leave one JSON row and a table line.
   env = {**os.environ, "PYTHON": sys.executable, "STEPS": "2", "ROUNDS": "1",
-         "RUNS": "b64_k10_bf16 b256_k10_bf16",
+         "RUNS": "b64_k10_bf16 b256_k10_bf16 b64_k10_profile",
          "EXTRA": " ".join(TINY[1:5] + ["--warmup=1", "--synthetic_examples=300"])}
   proc = subprocess.run(["bash", str(REPO / "scripts" / "gpu_bench.sh"), str(tmp_path)],
                         cwd=REPO, capture_output=True, text=True, timeout=300, env=env)
   assert proc.returncode == 0, proc.stderr[-3000:]
   rows = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
-  assert [r["name"] for r in rows] == ["b64_k10_bf16", "b256_k10_bf16"]
-  for row, batch in zip(rows, (64, 256)):
+  assert [r["name"] for r in rows] == ["b64_k10_bf16", "b256_k10_bf16", "b64_k10_profile"]
+  for row, batch in zip(rows[:2], (64, 256)):
     r = row["result"]
     assert r["batch_size"] == batch and r["steps_per_call"] == 10
     assert r["compute_dtype"] == "bfloat16" and r["image_size"] == 8
     assert r["torch_steps_per_sec"] is None and row["command"].startswith("python scripts/")
+  # the profiled run traced whole calls of 10 steps and left its trace
+  profile = rows[2]["result"]["profile_trace"]
+  assert profile["steps"] == 50 and rows[2]["result"]["compute_dtype"] == "float32"
+  assert (tmp_path / "trace_b64.json.gz").read_bytes() == open(profile["path"], "rb").read()
   table = proc.stdout.strip().splitlines()
-  assert table[-3].split()[:2] == ["run", "jax"]
-  assert [line.split()[0] for line in table[-2:]] == ["b64_k10_bf16", "b256_k10_bf16"]
+  assert table[-4].split()[:2] == ["run", "jax"]
+  assert [line.split()[0] for line in table[-3:]] == ["b64_k10_bf16", "b256_k10_bf16",
+                                                      "b64_k10_profile"]
   assert "b64_k1_eager" not in (tmp_path / "bench.log").read_text()
