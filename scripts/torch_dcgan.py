@@ -198,9 +198,11 @@ class Trainer:
         from torch._inductor import config as inductor_config
         inductor_config.layout_optimization = False
       self.G, self.D = (torch.compile(m, mode=compile_mode) for m in (self.G, self.D))
-      if compile_mode == "reduce-overhead" and self.device.type == "cuda":
-        # CUDA graphs reuse their output buffers: each D and G update is a new
-        # step of the graph trees, as the torch.compile docs ask.
+      if compile_mode in ("reduce-overhead", "max-autotune") and self.device.type == "cuda":
+        # Both modes run CUDA graphs on a GPU, which reuse their output
+        # buffers: each D and G update is a new step of the graph trees, as the
+        # torch.compile docs ask. Without it max-autotune failed on an H100
+        # ("accessing tensor output of CUDAGraphs that has been overwritten").
         self._new_step = torch.compiler.cudagraph_mark_step_begin
       self._g_update = _compiled_step(self.g_opt, compile_mode)
       self._d_update = _compiled_step(self.d_opt, compile_mode)

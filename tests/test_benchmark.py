@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import REPO
+from conftest import MNIST_DIR, REPO, needs
 from gan_jax import models
 from gan_jax.config import base_config
 
@@ -254,3 +254,78 @@ def test_gpu_bench_script_runs_the_named_runs_and_tabulates(tmp_path):
   assert [line.split()[0] for line in table[-3:]] == ["b64_k10_bf16", "b256_k10_bf16",
                                                       "b64_k10_profile"]
   assert "b64_k1_eager" not in (tmp_path / "bench.log").read_text()
+
+
+# --- scripts/trace_summary.py -------------------------------------------------
+
+def _trace_summary():
+  sys.path.insert(0, str(REPO / "scripts"))
+  import trace_summary
+  return trace_summary
+
+
+def test_trace_summary_of_a_device_trace(tmp_path):
+  # A GPU-like trace of 2 steps: each step one 1-block 30 us kernel and two
+  # 5 us kernels, 10 us apart; host events must not count.
+  events = [{"ph": "M", "name": "process_name", "pid": 1, "args": {"name": "/device:GPU:0"}},
+            {"ph": "M", "name": "thread_name", "pid": 1, "tid": 7,
+             "args": {"name": "Stream #7(Compute)"}},
+            {"ph": "M", "name": "process_name", "pid": 2, "args": {"name": "/host:CPU"}},
+            {"ph": "X", "name": "python", "pid": 2, "tid": 1, "ts": 0, "dur": 500}]
+  t = 0.0
+  for _ in range(2):
+    for name, dur, grid in (("big_wgrad", 30, "1,1,1"), ("fusion_a", 5, "98,1,1"),
+                            ("fusion_a", 5, "98,1,1")):
+      events.append({"ph": "X", "name": name, "pid": 1, "tid": 7, "ts": t, "dur": dur,
+                     "args": {"hlo_op": f"op_{name}",
+                              "kernel_details": f"regs:16 grid:{grid} block:128,1,1"}})
+      t += dur + 10
+  path = tmp_path / "t.json"
+  path.write_text(json.dumps({"traceEvents": events}))
+  ts = _trace_summary()
+  s = ts.summarize(ts.load(str(path)), steps=2)
+  assert s["kind"] == "device" and s["lines"] == ["/device:GPU:0 Stream #7(Compute)"]
+  assert s["events_per_step"] == 3 and s["busy_us_per_step"] == 40
+  assert s["span_us_per_step"] == pytest.approx((t - 10) / 2)
+  top = s["top"][0]
+  assert top["name"] == "big_wgrad" and top["grids"] == ["1,1,1"] and top["share"] == 0.75
+  assert top["hlo_ops"] == ["op_big_wgrad"] and s["top"][1]["calls_per_step"] == 2
+  out = subprocess.run([sys.executable, str(REPO / "scripts" / "trace_summary.py"), str(path),
+                        "--steps=2"], capture_output=True, text=True, timeout=60)
+  assert out.returncode == 0 and "busy 40.0 us" in out.stdout, out.stderr
+  bad = subprocess.run([sys.executable, str(REPO / "scripts" / "trace_summary.py"), str(path),
+                        "--steps=0"], capture_output=True, text=True, timeout=60)
+  assert bad.returncode == 1 and "--steps=0 must be >= 1" in bad.stderr
+
+
+def test_benchmark_profile_writes_a_trace_of_the_cpu_step(tmp_path):
+  proc = _run(*TINY, f"--profile={tmp_path}", "--profile_steps=3")
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  trace = json.loads(proc.stdout.strip().splitlines()[-1])["profile_trace"]
+  assert trace["steps"] == 3 and trace["path"].startswith(str(tmp_path))
+  ts = _trace_summary()
+  s = ts.summarize(ts.load(trace["path"]), trace["steps"])
+  # XLA:CPU's threads ran the step's ops: convolutions among them
+  assert s["kind"] == "cpu" and s["events_per_step"] > 20 and s["busy_us_per_step"] > 0
+  assert any("conv" in r["name"] or "ynn" in r["name"] for r in s["top"])
+
+
+@needs(MNIST_DIR)
+def test_dtype_curves_script_trains_both_dtypes_and_tabulates(tmp_path):
+  env = {**os.environ, "PYTHON": sys.executable, "SEEDS": "3", "NUM_STEPS": "8",
+         "EVAL_EVERY": "8",
+         "EXTRA": "--config.model.g_features=8 --config.model.d_features=8 "
+                  "--config.eval.num_samples=64 --config.train.batch_size=16 "
+                  "--config.train.sample_every=8 --config.checkpoint.every=8"}
+  proc = subprocess.run(["bash", str(REPO / "scripts" / "dtype_curves.sh"), str(tmp_path),
+                         str(MNIST_DIR)], cwd=REPO, capture_output=True, text=True,
+                        timeout=300, env=env)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  out = proc.stdout.splitlines()
+  assert len(out) == 4 and all(": rc=0 in " in line for line in out[:2]), out
+  rows = out[-2:]
+  assert [r.split()[0] for r in rows] == ["bfloat16_seed3", "float32_seed3"]
+  for row, dtype in zip(rows, ("bfloat16", "float32")):
+    assert "@8: FID " in row
+    config = json.loads((tmp_path / f"{dtype}_seed3" / "config.json").read_text())
+    assert config["train"]["compute_dtype"] == dtype and config["seed"] == 3

@@ -1,0 +1,138 @@
+r"""Where a traced training step's device time goes, from a Perfetto trace.
+
+  python scripts/benchmark.py --config=experiments/mnist.py --profile=/tmp/prof
+  python scripts/trace_summary.py /tmp/prof/plugins/profile/*/perfetto_trace.json.gz --steps=20
+
+`--steps` is the number of steps the trace holds (benchmark.py prints it and
+records it in its JSON as profile_trace.steps). On an accelerator the device's
+lines ("/device:GPU:0", its "Stream #..." threads) hold one event per kernel,
+with the XLA op that launched it (`hlo_op`: a cuDNN call such as
+"cudnn-conv.19", or "command_buffer_N" for kernels XLA runs as a CUDA graph)
+and its launch grid. On a CPU, where there is no device line, the events of
+XLA's own threads (thunks, one per HLO op or fusion) are used instead; these
+overlap when the thunk executor runs ops at the same time, so "busy" can
+exceed the span there.
+
+Prints, per step: the events, their summed time ("busy"), the span from the
+first event's start to the last event's end (per step: over all steps divided
+by --steps), and the top kernels by time with their share of busy time. The
+grid column (blocks of the launch, from the trace) shows kernels that occupy
+few of the chip's multiprocessors.
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import gzip
+import json
+import re
+import sys
+
+_CPU_NOISE = ("ThreadpoolListener", "end: ", "ThunkExecutor", "Wait for", "SlinkyThreadPool",
+              "$")
+
+
+def load(path: str) -> list[dict]:
+  """The complete ('X') events of a Perfetto/Chrome trace, each with its
+  process and thread names added as 'process' and 'thread'."""
+  opener = gzip.open if path.endswith(".gz") else open
+  with opener(path, "rt") as f:
+    trace = json.load(f)
+  events = trace["traceEvents"] if isinstance(trace, dict) else trace
+  procs, threads = {}, {}
+  for e in events:
+    if e.get("ph") == "M" and e.get("name") == "process_name":
+      procs[e["pid"]] = e["args"]["name"]
+    elif e.get("ph") == "M" and e.get("name") == "thread_name":
+      threads[(e["pid"], e["tid"])] = e["args"]["name"]
+  out = []
+  for e in events:
+    if e.get("ph") == "X" and "dur" in e:
+      out.append({**e, "process": procs.get(e.get("pid"), ""),
+                  "thread": threads.get((e.get("pid"), e.get("tid")), "")})
+  return out
+
+
+def device_events(events: list[dict]) -> tuple[str, list[dict]]:
+  """('device' | 'cpu', the events that are device work)."""
+  dev = [e for e in events if e["process"].startswith("/device:")]
+  if dev:
+    return "device", dev
+  return "cpu", [e for e in events
+                 if e["thread"].startswith("tf_XLA") and not e["name"].startswith(_CPU_NOISE)]
+
+
+def _grid(e: dict) -> str:
+  m = re.search(r"grid:([\d,]+)", e.get("args", {}).get("kernel_details", ""))
+  return m.group(1) if m else "-"
+
+
+def summarize(events: list[dict], steps: int, top: int = 15) -> dict:
+  if steps < 1:
+    raise ValueError(f"--steps={steps} must be >= 1")
+  kind, dev = device_events(events)
+  if not dev:
+    raise ValueError("no device or XLA-thread events in the trace")
+  start = min(e["ts"] for e in dev)
+  end = max(e["ts"] + e["dur"] for e in dev)
+  busy = sum(e["dur"] for e in dev)
+  by_name = collections.defaultdict(lambda: {"us": 0.0, "calls": 0, "ops": set(), "grids": set()})
+  for e in dev:
+    row = by_name[e["name"]]
+    row["us"] += e["dur"]
+    row["calls"] += 1
+    row["ops"].add(e.get("args", {}).get("hlo_op", ""))
+    row["grids"].add(_grid(e))
+  ranked = sorted(by_name.items(), key=lambda kv: -kv[1]["us"])
+  return {
+      "kind": kind,
+      "lines": sorted({f"{e['process']} {e['thread']}".strip() for e in dev}),
+      "steps": steps,
+      "events_per_step": len(dev) / steps,
+      "busy_us_per_step": busy / steps,
+      "span_us_per_step": (end - start) / steps,
+      "busy_fraction": busy / (end - start) if end > start else None,
+      "distinct": len(by_name),
+      "top": [{"name": name, "us_per_step": r["us"] / steps, "calls_per_step": r["calls"] / steps,
+               "share": r["us"] / busy, "hlo_ops": sorted(o for o in r["ops"] if o),
+               "grids": sorted(r["grids"])} for name, r in ranked[:top]],
+  }
+
+
+def report(s: dict) -> str:
+  lines = [
+      f"{s['kind']} events from: {'; '.join(s['lines'])}",
+      f"per step ({s['steps']} steps traced): {s['events_per_step']:.1f} events, busy "
+      f"{s['busy_us_per_step']:.1f} us, span {s['span_us_per_step']:.1f} us"
+      + ("" if s["busy_fraction"] is None else f" (busy/span {s['busy_fraction']:.0%})")
+      + f"; {s['distinct']} distinct names",
+      f"{'us/step':>9} {'calls':>6} {'share':>6}  {'grid':14} {'XLA op':24} name"]
+  for r in s["top"]:
+    ops = ",".join(r["hlo_ops"][:2]) + ("..." if len(r["hlo_ops"]) > 2 else "")
+    grids = ";".join(r["grids"][:2]) + ("..." if len(r["grids"]) > 2 else "")
+    lines.append(f"{r['us_per_step']:9.2f} {r['calls_per_step']:6.2f} {r['share']:6.1%}  "
+                 f"{grids:14.14} {ops:24.24} {r['name'][:90]}")
+  return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+  p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  p.add_argument("trace", help="perfetto_trace.json.gz (or .json) from benchmark.py --profile")
+  p.add_argument("--steps", type=int, required=True, help="steps the trace holds")
+  p.add_argument("--top", type=int, default=15, help="kernels to list")
+  p.add_argument("--json", help="also write the summary to this JSON file")
+  a = p.parse_args(argv)
+  try:
+    s = summarize(load(a.trace), a.steps, a.top)
+  except (OSError, ValueError, KeyError) as e:
+    print(f"error: {a.trace}: {e}", file=sys.stderr)
+    return 1
+  print(report(s))
+  if a.json:
+    with open(a.json, "w") as f:
+      json.dump(s, f, indent=1)
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
