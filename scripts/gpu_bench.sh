@@ -4,15 +4,23 @@
 #   bash scripts/gpu_bench.sh OUT_DIR
 #
 # Runs scripts/benchmark.py on experiments/mnist.py at batch 64 and 256:
-# against eager PyTorch with steps_per_call 1 (the default) and 10 (lax.scan),
-# against torch.compile (default mode, then reduce-overhead = CUDA graphs),
-# and JAX alone in bfloat16. Every run's full output is appended to
-# OUT_DIR/bench.log and its JSON line (with the run's name and wall time) to
-# OUT_DIR/results.jsonl; a run that fails or runs out of time is logged and
-# the next one starts. The last lines printed are a table of all runs. All of
-# it took ~7 minutes on an H200 and 439 s on a freshly started H100 (eager and
-# bf16 runs 12-51 s each, with torch.compile 33-71 s); BENCHMARKS.md has the
-# results.
+# against eager PyTorch with steps_per_call 1 (the default) and 10 (lax.scan)
+# (b*_k1_eager, b*_k10_eager), against channels-last eager PyTorch
+# (b*_k10_eager_cl), JAX alone in bfloat16 (b*_k10_bf16), JAX alone and then
+# 50 steps traced with jax.profiler (b*_k10_profile: the Perfetto trace is
+# copied to OUT_DIR/trace_bB.json.gz for scripts/trace_summary.py), and against
+# torch.compile in default mode, reduce-overhead (CUDA graphs) and max-autotune
+# (b*_k10_compile, b*_k10_compile_ro, b*_k10_compile_ma). Every run's full
+# output is appended to OUT_DIR/bench.log and its JSON line (with the run's
+# name and wall time) to OUT_DIR/results.jsonl; a run that fails or runs out
+# of time is logged and the next one starts. The last lines printed are a
+# table of all runs. The runs before channels-last, profile and max-autotune
+# were added took ~7 minutes on an H200 and 439 s on a freshly started H100
+# (eager and bf16 runs 12-51 s each, with torch.compile 33-71 s). On an H100
+# the channels-last runs took 30-33 s and the profile runs 9-11 s;
+# max-autotune took 157 s at batch 64 (128 s of it torch's compilation) and
+# did not finish in 84 s at batch 256. So the whole set needs more than one
+# 10-minute call: choose with RUNS. BENCHMARKS.md has the results.
 #
 # Environment: PYTHON (python3), STEPS (300 per timing block), ROUNDS (5),
 # DEADLINE_S (520: no run starts or continues past this many seconds), RUNS

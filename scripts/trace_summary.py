@@ -6,9 +6,10 @@ r"""Where a traced training step's device time goes, from a Perfetto trace.
 `--steps` is the number of steps the trace holds (benchmark.py prints it and
 records it in its JSON as profile_trace.steps). On an accelerator the device's
 lines ("/device:GPU:0", its "Stream #..." threads) hold one event per kernel,
-with the XLA op that launched it (`hlo_op`: a cuDNN call such as
-"cudnn-conv.19", or "command_buffer_N" for kernels XLA runs as a CUDA graph)
-and its launch grid. On a CPU, where there is no device line, the events of
+with its launch grid and the operation that launched it: the JAX
+name-stack path where the trace has one (library calls such as cuDNN's
+convolutions), else XLA's op name ("command_buffer_N" for the kernels XLA runs
+as a CUDA graph). On a CPU, where there is no device line, the events of
 XLA's own threads (thunks, one per HLO op or fusion) are used instead; these
 overlap when the thunk executor runs ops at the same time, so "busy" can
 exceed the span there.
@@ -62,6 +63,17 @@ def device_events(events: list[dict]) -> tuple[str, list[dict]]:
                  if e["thread"].startswith("tf_XLA") and not e["name"].startswith(_CPU_NOISE)]
 
 
+def _op(e: dict) -> str:
+  """The JAX operation that launched the event: its name-stack path (e.g.
+  "transpose(jvp(DCGANGenerator))/Upsample2x_1/conv_general_dilated", with the
+  jit/loop prefix dropped) where the trace has one, else XLA's op name."""
+  args = e.get("args", {})
+  path = args.get("name", "")
+  if path:
+    return re.sub(r"^jit\([^)]*\)/(while/body/)?(eval_jaxpr/)?", "", path)
+  return args.get("hlo_op", "")
+
+
 def _grid(e: dict) -> str:
   m = re.search(r"grid:([\d,]+)", e.get("args", {}).get("kernel_details", ""))
   return m.group(1) if m else "-"
@@ -81,7 +93,7 @@ def summarize(events: list[dict], steps: int, top: int = 15) -> dict:
     row = by_name[e["name"]]
     row["us"] += e["dur"]
     row["calls"] += 1
-    row["ops"].add(e.get("args", {}).get("hlo_op", ""))
+    row["ops"].add(_op(e))
     row["grids"].add(_grid(e))
   ranked = sorted(by_name.items(), key=lambda kv: -kv[1]["us"])
   return {
@@ -94,7 +106,7 @@ def summarize(events: list[dict], steps: int, top: int = 15) -> dict:
       "busy_fraction": busy / (end - start) if end > start else None,
       "distinct": len(by_name),
       "top": [{"name": name, "us_per_step": r["us"] / steps, "calls_per_step": r["calls"] / steps,
-               "share": r["us"] / busy, "hlo_ops": sorted(o for o in r["ops"] if o),
+               "share": r["us"] / busy, "ops": sorted(o for o in r["ops"] if o),
                "grids": sorted(r["grids"])} for name, r in ranked[:top]],
   }
 
@@ -106,12 +118,12 @@ def report(s: dict) -> str:
       f"{s['busy_us_per_step']:.1f} us, span {s['span_us_per_step']:.1f} us"
       + ("" if s["busy_fraction"] is None else f" (busy/span {s['busy_fraction']:.0%})")
       + f"; {s['distinct']} distinct names",
-      f"{'us/step':>9} {'calls':>6} {'share':>6}  {'grid':14} {'XLA op':24} name"]
+      f"{'us/step':>9} {'calls':>6} {'share':>6}  {'grid':14} kernel (name) <- op"]
   for r in s["top"]:
-    ops = ",".join(r["hlo_ops"][:2]) + ("..." if len(r["hlo_ops"]) > 2 else "")
+    ops = ", ".join(r["ops"][:2]) + (f" (+{len(r['ops']) - 2})" if len(r["ops"]) > 2 else "")
     grids = ";".join(r["grids"][:2]) + ("..." if len(r["grids"]) > 2 else "")
     lines.append(f"{r['us_per_step']:9.2f} {r['calls_per_step']:6.2f} {r['share']:6.1%}  "
-                 f"{grids:14.14} {ops:24.24} {r['name'][:90]}")
+                 f"{grids:14.14} {r['name'][:60]} <- {ops}")
   return "\n".join(lines)
 
 
