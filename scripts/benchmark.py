@@ -70,9 +70,9 @@ flags.DEFINE_bool("torch_channels_last", False,
                   "With --compare=torch: keep the twin's convolution weights and images in "
                   "torch.channels_last (NHWC) memory order.")
 flags.DEFINE_string("profile", None,
-                    "After the timed rounds, trace --profile_steps more JAX steps with "
-                    "jax.profiler into this folder (a Perfetto trace, perfetto_trace.json.gz, "
-                    "that scripts/trace_summary.py tabulates).")
+                    "After the timed rounds and every measurement, trace --profile_steps "
+                    "more JAX steps with jax.profiler into this folder (a Perfetto trace, "
+                    "perfetto_trace.json.gz, that scripts/trace_summary.py tabulates).")
 flags.DEFINE_integer("profile_steps", 20, "Steps to trace with --profile.")
 flags.DEFINE_integer("torch_threads", 0, "torch.set_num_threads(N); 0: one per usable CPU.")
 
@@ -252,6 +252,10 @@ def benchmark(config) -> dict:
     raise ConfigError(f"--torch_compile={FLAGS.torch_compile} needs --compare=torch")
   elif FLAGS.torch_channels_last:
     raise ConfigError("--torch_channels_last needs --compare=torch")
+  for name, low in (("steps", 1), ("rounds", 1), ("warmup", 0), ("synthetic_examples", 1)) + (
+      (("profile_steps", 1),) if FLAGS.profile else ()):
+    if FLAGS[name].value < low:
+      raise ConfigError(f"--{name}={FLAGS[name].value} must be >= {low}")
   backend, devices = jax.default_backend(), jax.local_devices()
   load_start = os.getloadavg()
   batch = config.train.batch_size
@@ -302,7 +306,6 @@ def benchmark(config) -> dict:
     print(f"round {r + 1}/{FLAGS.rounds}: " + ", ".join(
         f"{name} {rates[name][-1]:.2f} steps/s" for name in sides), flush=True)
 
-  trace = _profile(sides["jax"], FLAGS.profile, FLAGS.profile_steps) if FLAGS.profile else None
   med = {name: statistics.median(v) for name, v in rates.items()}
   jax_sps, torch_sps = med["jax"], med.get("torch")
   result = {
@@ -354,7 +357,7 @@ def benchmark(config) -> dict:
       "jax_peak_device_mb": None if backend == "cpu" else sides["jax"].device_peak_mb(),
       "torch_peak_device_mb": None if torch_sps is None else sides["torch"].device_peak_mb(),
       "versions": _versions(),
-      "profile_trace": trace,
+      "profile_trace": None,
   }
   for name in sides:
     print(f"{name}: median {med[name]:.2f} steps/s = {med[name] * batch:.0f} images/s "
@@ -372,6 +375,8 @@ def benchmark(config) -> dict:
         + ("" if backend == "cpu" else f"; peak device memory: jax "
            f"{result['jax_peak_device_mb']} MiB, torch {result['torch_peak_device_mb']} MiB"),
         flush=True)
+  if FLAGS.profile:  # after every measurement above, which the profiler must not touch
+    result["profile_trace"] = _profile(sides["jax"], FLAGS.profile, FLAGS.profile_steps)
   return result
 
 

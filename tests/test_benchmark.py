@@ -107,6 +107,12 @@ def test_benchmark_rejects_what_torch_cannot_mirror():
   proc = _run(*TINY, "--torch_channels_last", timeout=60)
   assert proc.returncode == 1 and "Traceback" not in proc.stderr
   assert "--torch_channels_last needs --compare=torch" in proc.stderr
+  unused = f"/tmp/gan_jax_benchmark_unused_{os.getpid()}"
+  proc = _run(*TINY, f"--profile={unused}", "--profile_steps=0", timeout=60)
+  assert proc.returncode == 1 and "--profile_steps=0 must be >= 1" in proc.stderr
+  assert not os.path.exists(unused)  # rejected before anything was written
+  proc = _run(*TINY, "--rounds=0", timeout=60)
+  assert proc.returncode == 1 and "--rounds=0 must be >= 1" in proc.stderr
 
 
 # --- the PyTorch twin -------------------------------------------------------
