@@ -148,13 +148,11 @@ def metrics_at(df, step: int) -> dict:
 def _eval_steps(workdir: str, df, metric: str) -> dict:
   """{checkpoint step: value of `metric`}, from the metrics saved with the
   checkpoints or, failing that, from metrics.jsonl."""
-  steps = checkpoint.existing_steps(workdir)
-  finite = checkpoint.finite_metric  # a NaN score is never 'best', as in resolve_step
-  out = {s: v for s in steps
-         if (v := finite(checkpoint.step_metrics(workdir, s), metric)) is not None}
+  out = checkpoint.scored_steps(workdir, metric)  # a NaN score is never 'best'
   if not out and metric in df.columns:
     vals = df.set_index("step")[metric].dropna()
-    out = {s: v for s in steps
+    finite = checkpoint.finite_metric
+    out = {s: v for s in checkpoint.existing_steps(workdir)
            if s in vals.index and (v := finite({metric: float(vals[s])}, metric)) is not None}
   return out
 
@@ -180,8 +178,7 @@ def resolve(workdir: str, step=None, df=None) -> int:
         f"step='best': no checkpoint in {checkpoint.checkpoint_dir(workdir)} has an "
         f"evaluation of {metric!r} (train with eval.every > 0); use 'latest' or one of "
         f"{', '.join(map(str, steps))}")
-  pick = min if mode == "min" else max
-  return pick(scored, key=lambda s: (scored[s], s))
+  return checkpoint.best_step(scored, mode)
 
 
 # ----------------------------------------------------------------- loading

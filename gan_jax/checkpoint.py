@@ -112,6 +112,21 @@ def step_metrics(workdir: str, step: int) -> dict | None:
     return None
 
 
+def scored_steps(workdir: str, metric: str) -> dict:
+  """{checkpoint step: its finite `metric`}, from the metrics saved with each
+  checkpoint; steps without one (or with NaN/inf) are left out."""
+  return {s: v for s in existing_steps(workdir)
+          if (v := finite_metric(step_metrics(workdir, s), metric)) is not None}
+
+
+def best_step(scored: dict, mode: str) -> int:
+  """The step with the lowest (mode 'min') or highest ('max') score in
+  {step: score}. Ties go to the earlier step under 'min' and to the later one
+  under 'max', as (score, step) pairs compare."""
+  pick = min if mode == "min" else max
+  return pick(scored, key=lambda s: (scored[s], s))
+
+
 def resolve_step(workdir: str, which="latest", metric: str = "eval/fid",
                  mode: str = "min") -> int:
   """'latest', 'best' (by `metric` saved with the checkpoints) or a step number
@@ -122,12 +137,11 @@ def resolve_step(workdir: str, which="latest", metric: str = "eval/fid",
   if which == "latest":
     return steps[-1]
   if which == "best":
-    scored = [(v, s) for s in steps
-              if (v := finite_metric(step_metrics(workdir, s), metric)) is not None]
+    scored = scored_steps(workdir, metric)
     if not scored:
       raise CheckpointError(f"no checkpoint in {checkpoint_dir(workdir)} has {metric!r} "
                             "(was eval.every > 0?); use 'latest' or a step")
-    return (min(scored) if mode == "min" else max(scored))[1]
+    return best_step(scored, mode)
   try:
     step = int(which)
   except (TypeError, ValueError):

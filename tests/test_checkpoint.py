@@ -219,3 +219,11 @@ def test_best_checkpoint_survives_a_resume_without_evaluation_and_a_nan_score(tm
   assert _save_scored(m, tmp_path, [(4, None), (5, None)]) == [1, 5]
   m.close()
   assert checkpoint.resolve_step(str(tmp_path), "best") == 1
+
+
+def test_best_step_picks_by_mode_and_breaks_ties_the_same_way_everywhere():
+  # analysis.resolve and checkpoint.resolve_step both choose through this
+  scored = {1000: 90.0, 2000: 85.0, 3000: 85.0, 4000: 120.0}
+  assert checkpoint.best_step(scored, "min") == 2000  # tie: the earlier step
+  assert checkpoint.best_step(scored, "max") == 4000
+  assert checkpoint.best_step({1000: 0.5, 2000: 0.7, 3000: 0.7}, "max") == 3000  # the later
