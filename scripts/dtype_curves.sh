@@ -11,12 +11,15 @@
 # recall on LeNet features) every EVAL_EVERY (1000) steps, losses logged every
 # 50. Then prints one line per run: the mean d_loss / g_loss / D(x) / D(G(z))
 # over the logged steps of the second and fourth quarter of the run, and every
-# evaluation. Each run's log is OUT_DIR/DTYPE_seedS.log.
+# evaluation. Each run's log is OUT_DIR/DTYPE_seedS.log. Exits 1 if any run
+# failed or was skipped. Use a fresh OUT_DIR: gan_jax.main resumes a workdir
+# that holds checkpoints.
 #
 # Environment: PYTHON (python3), SEEDS ("0 1"), DTYPES ("float32 bfloat16"),
 # NUM_STEPS, EVAL_EVERY, DEADLINE_S (no run starts after this many seconds;
-# default: none), EXTRA (more gan_jax.main flags for every run). On one CPU
-# core pair a 2,000-step run takes about 4 minutes (BENCHMARKS.md).
+# default: none), EXTRA (more gan_jax.main flags for every run). A 2,000-step
+# run took 229 s on this project's 2-core CPU and 30-34 s on an H100
+# (BENCHMARKS.md).
 set -u
 out=${1:?usage: bash scripts/dtype_curves.sh OUT_DIR [MNIST_IDX_FOLDER]}
 data=${2:-../shared/data/mnist}
@@ -27,12 +30,14 @@ deadline=${DEADLINE_S:-0}
 read -r -a extra <<< "${EXTRA:-}"
 mkdir -p "$out"
 export PYTHONUNBUFFERED=1
+status=0
 
 for seed in ${SEEDS:-0 1}; do
   for dtype in ${DTYPES:-float32 bfloat16}; do
     name=${dtype}_seed${seed}
     if ((deadline > 0 && SECONDS > deadline)); then
       echo "$name: skipped, past the ${deadline} s deadline"
+      status=1
       continue
     fi
     t0=$SECONDS
@@ -41,7 +46,9 @@ for seed in ${SEEDS:-0 1}; do
       --config.train.num_steps="$steps" --config.eval.every="$every" \
       --config.train.log_every=50 --config.train.compute_dtype="$dtype" \
       --config.seed="$seed" "${extra[@]}" > "$out/$name.log" 2>&1
-    echo "$name: rc=$? in $((SECONDS - t0)) s"
+    rc=$?
+    ((rc == 0)) || status=1
+    echo "$name: rc=$rc in $((SECONDS - t0)) s"
   done
 done
 
@@ -62,3 +69,4 @@ for path in sorted(glob.glob(os.path.join(out, "*_seed*", "metrics.jsonl"))):
            f"R {r['eval/recall']:.2f}" for r in rows if "eval/fid" in r]
   print(f"{os.path.basename(os.path.dirname(path)):18} " + " | ".join(cells + evals))
 EOF
+exit $status

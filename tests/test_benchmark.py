@@ -338,3 +338,8 @@ def test_dtype_curves_script_trains_both_dtypes_and_tabulates(tmp_path):
     assert "@8: FID " in row
     config = json.loads((tmp_path / f"{dtype}_seed3" / "config.json").read_text())
     assert config["train"]["compute_dtype"] == dtype and config["seed"] == 3
+  # a failing run (a bad setting) makes the script fail too
+  bad = subprocess.run(["bash", str(REPO / "scripts" / "dtype_curves.sh"), str(tmp_path / "bad"),
+                        str(MNIST_DIR)], cwd=REPO, capture_output=True, text=True, timeout=120,
+                       env={**env, "DTYPES": "float32", "EXTRA": "--config.train.batch_size=0"})
+  assert bad.returncode == 1 and "float32_seed3: rc=1" in bad.stdout
