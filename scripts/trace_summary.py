@@ -18,7 +18,8 @@ Prints, per step: the events, their summed time ("busy"), the span from the
 first event's start to the last event's end (per step: over all steps divided
 by --steps), and the top kernels by time with their share of busy time. The
 grid column (blocks of the launch, from the trace) shows kernels that occupy
-few of the chip's multiprocessors.
+few of the chip's multiprocessors. A trace of several devices is summed over
+them: divide by their number for one device's busy time.
 """
 from __future__ import annotations
 
@@ -134,6 +135,9 @@ def main(argv=None) -> int:
   p.add_argument("--top", type=int, default=15, help="kernels to list")
   p.add_argument("--json", help="also write the summary to this JSON file")
   a = p.parse_args(argv)
+  if a.steps < 1:  # before reading a trace that may be large
+    print(f"error: --steps={a.steps} must be >= 1", file=sys.stderr)
+    return 1
   try:
     s = summarize(load(a.trace), a.steps, a.top)
   except (OSError, ValueError, KeyError) as e:
