@@ -193,6 +193,23 @@ def test_torch_twin_computes_the_same_dcgan():
   np.testing.assert_allclose(tl.numpy(), np.asarray(logits), rtol=1e-4, atol=1e-5)
 
 
+def _twin_steps(config, images, **trainer_kw):
+  """(trainer, parameters before, parameters after 2 steps) of a CPU twin."""
+  trainer = torch_dcgan.Trainer(config, images, "cpu", **trainer_kw)
+  params = lambda: [p.detach().clone() for m in (trainer.G, trainer.D) for p in m.parameters()]
+  initial = params()
+  trainer.train_steps(2)
+  return trainer, initial, params()
+
+
+def _assert_same_steps(reference, other, initial):
+  assert len(reference) == len(other) == len(initial)
+  for r, o in zip(reference, other):
+    np.testing.assert_allclose(o.numpy(), r.numpy(), rtol=1e-4, atol=1e-5)
+  # Adam moved every tensor by ~lr per step, far above the tolerance.
+  assert all(float((o - i).abs().max()) > 1e-4 for o, i in zip(other, initial))
+
+
 @needs_torch
 def test_torch_compile_twin_takes_the_same_steps_as_eager():
   """--torch_compile changes how torch runs the step, not what it computes."""
@@ -200,19 +217,9 @@ def test_torch_compile_twin_takes_the_same_steps_as_eager():
   config.train.batch_size = 8
   images = np.random.default_rng(0).integers(0, 256, (32, 8, 8, 1), dtype=np.uint8)
   torch.set_num_threads(1)
-  params = lambda t: [p.detach().clone() for m in (t.G, t.D) for p in m.parameters()]
-  trained = []
-  for mode in (None, "default"):
-    trainer = torch_dcgan.Trainer(config, images, "cpu", seed=3, compile_mode=mode)
-    initial = params(trainer)
-    trainer.train_steps(2)
-    trained.append(params(trainer))
-  eager, compiled = trained
-  assert len(eager) == len(compiled) == len(initial)
-  for e, c in zip(eager, compiled):
-    np.testing.assert_allclose(c.numpy(), e.numpy(), rtol=1e-4, atol=1e-5)
-  # Adam moved every tensor by ~lr per step, far above the tolerance.
-  assert all(float((c - i).abs().max()) > 1e-4 for c, i in zip(compiled, initial))
+  _, initial, eager = _twin_steps(config, images, seed=3)
+  _, _, compiled = _twin_steps(config, images, seed=3, compile_mode="default")
+  _assert_same_steps(eager, compiled, initial)
 
 
 @needs_torch
@@ -222,17 +229,13 @@ def test_channels_last_twin_takes_the_same_steps():
   config.train.batch_size = 8
   images = np.random.default_rng(0).integers(0, 256, (32, 16, 16, 3), dtype=np.uint8)
   torch.set_num_threads(1)
-  trained = []
-  for channels_last in (False, True):
-    trainer = torch_dcgan.Trainer(config, images, "cpu", seed=5, channels_last=channels_last)
+  contiguous, initial, plain = _twin_steps(config, images, seed=5)
+  channels_last, _, nhwc = _twin_steps(config, images, seed=5, channels_last=True)
+  for trainer, expected in ((contiguous, False), (channels_last, True)):
     convs = [m.weight for m in trainer.D.modules() if isinstance(m, torch.nn.Conv2d)]
-    assert all(w.is_contiguous(memory_format=torch.channels_last) == channels_last
-               for w in convs)
-    assert trainer._real().is_contiguous(memory_format=torch.channels_last) == channels_last
-    trainer.train_steps(2)
-    trained.append([p.detach().clone() for m in (trainer.G, trainer.D) for p in m.parameters()])
-  for a, b in zip(*trained):
-    np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-4, atol=1e-5)
+    assert all(w.is_contiguous(memory_format=torch.channels_last) == expected for w in convs)
+    assert trainer._real().is_contiguous(memory_format=torch.channels_last) == expected
+  _assert_same_steps(plain, nhwc, initial)
 
 
 def test_gpu_bench_script_runs_the_named_runs_and_tabulates(tmp_path):
