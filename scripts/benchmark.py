@@ -28,8 +28,9 @@ under `taskset -c 0` with XLA_FLAGS=--xla_cpu_multi_thread_eigen=false. See
 BENCHMARKS.md.
 
 flops_per_step is XLA's count, not the model's nominal one. On a CPU it counts
-the compiled program (the 2x2-window up-convolution executes ~12% more than a
-transposed convolution would); on a GPU, where XLA does not count cuDNN's
+the compiled program (the CPU default 'transpose_wgrad' executes what a
+transposed convolution does; under model.upsample=subpixel the 2x2 window
+executes ~12% more); on a GPU, where XLA does not count cuDNN's
 convolutions, the same step compiled for a CPU (flops_counted_from says which).
 XLA counts only the taps that land on the input, not on padding: 9.10 GFLOP
 for the MNIST DCGAN at batch 64 with transposed convolutions, where torch's

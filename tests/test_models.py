@@ -73,7 +73,7 @@ def _torch_style_conv_transpose(x, w):
   return out[:, 1:-1, 1:-1]
 
 
-@pytest.mark.parametrize("method", ["subpixel", "transpose"])
+@pytest.mark.parametrize("method", ["subpixel", "transpose", "transpose_wgrad"])
 def test_upsample_matches_definition(method):
   rng = np.random.default_rng(0)
   x = rng.normal(size=(2, 3, 4, 5))
@@ -130,15 +130,65 @@ def test_window_upsample_matches_definition_and_transpose_gradients():
     np.testing.assert_allclose(g, r, rtol=1e-4, atol=1e-4)
 
 
-def test_window_upsample_gradient_under_shard_map_matches_autodiff():
-  """Under shard_map the custom kernel gradient crosses devices exactly as the
+def _convs(jaxpr, found=None):
+  """(window_strides, lhs_dilation, rhs_dilation) of every convolution in a
+  jaxpr, nested ones (custom_vjp, pjit) included."""
+  found = [] if found is None else found
+  for e in jaxpr.eqns:
+    if e.primitive.name == "conv_general_dilated":
+      found.append((e.params["window_strides"], e.params["lhs_dilation"],
+                    e.params["rhs_dilation"]))
+    for p in e.params.values():
+      inner = getattr(p, "jaxpr", None)
+      if inner is not None:
+        _convs(getattr(inner, "jaxpr", inner), found)
+  return found
+
+
+@pytest.mark.parametrize("shape", [(3, 7, 7, 32, 16), (2, 4, 5, 6, 1), (2, 14, 14, 64, 3)])
+def test_transpose_wgrad_gradients_equal_autodiff(shape):
+  """'transpose_wgrad' gives autodiff's gradients of 'transpose', with the kernel
+  gradient taken as a stride-2 convolution's weight gradient (rhs dilation 2),
+  not as a convolution over the 2x-dilated input."""
+  n, h, w_, ci, co = shape
+  rng = np.random.default_rng(1)
+  x = jnp.asarray(rng.normal(size=(n, h, w_, ci)), jnp.float32)
+  w = jnp.asarray(rng.normal(size=(4, 4, ci, co)) * 0.1, jnp.float32)
+  loss = lambda m: (lambda x, w: jnp.sum(jnp.sin(upsample2x(x, w, m))))
+  got = jax.grad(loss("transpose_wgrad"), (0, 1))(x, w)
+  want = jax.grad(loss("transpose"), (0, 1))(x, w)
+  for g, r in zip(got, want):
+    assert g.shape == r.shape and g.dtype == r.dtype
+    np.testing.assert_allclose(g, r, rtol=1e-4, atol=1e-5)
+  ours = _convs(jax.make_jaxpr(jax.grad(loss("transpose_wgrad"), 1))(x, w).jaxpr)
+  autodiff = _convs(jax.make_jaxpr(jax.grad(loss("transpose"), 1))(x, w).jaxpr)
+  assert sorted(ours) == [((1, 1), (1, 1), (2, 2)), ((1, 1), (2, 2), (1, 1)),
+                          ((2, 2), (1, 1), (1, 1))]
+  assert sum(lhs == (2, 2) for _, lhs, _ in autodiff) == 2  # forward and kernel grad
+
+
+def test_transpose_wgrad_bfloat16_gradients_keep_dtypes():
+  x = jax.random.normal(jax.random.PRNGKey(0), (2, 7, 7, 32), jnp.bfloat16)
+  w = jax.random.normal(jax.random.PRNGKey(1), (4, 4, 32, 16), jnp.bfloat16) * 0.1
+  loss = lambda m: (lambda x, w: jnp.sum(upsample2x(x, w, m).astype(jnp.float32) ** 2))
+  got = jax.grad(loss("transpose_wgrad"), (0, 1))(x, w)
+  want = jax.grad(loss("transpose"), (0, 1))(x, w)
+  for g, r in zip(got, want):
+    assert g.dtype == jnp.bfloat16
+    np.testing.assert_allclose(np.asarray(g, np.float32), np.asarray(r, np.float32),
+                               rtol=0.05, atol=0.05 * float(jnp.max(jnp.abs(r))))
+
+
+@pytest.mark.parametrize("method", ["subpixel", "transpose_wgrad"])
+def test_custom_gradient_under_shard_map_matches_autodiff(method):
+  """Under shard_map a custom kernel gradient crosses devices exactly as the
   autodiff gradient of the 'transpose' form does."""
   assert jax.device_count() == 4, "conftest sets JAX_NUM_CPU_DEVICES=4"
   mesh = jax.make_mesh((4,), ("batch",))
   x0 = jax.random.normal(jax.random.PRNGKey(0), (8, 5, 5, 8))
   x = jax.device_put(x0, jax.sharding.NamedSharding(mesh, P("batch")))
   grads = []
-  for method in ("subpixel", "transpose"):
+  for method in (method, "transpose"):
     layer = Upsample2x(WINDOW_MIN_FEATURES, method)
     params = layer.init(jax.random.PRNGKey(1), x0)
     loss = lambda p, x, layer=layer: jnp.mean(jnp.sin(layer.apply(p, x)) ** 2)

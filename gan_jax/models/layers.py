@@ -1,18 +1,28 @@
-"""Shared layers: the DCGAN 2x up-sampling convolution in two exact formulations.
+"""Shared layers: the DCGAN 2x up-sampling convolution in several exact formulations.
 
 `Upsample2x` is the transposed convolution of DCGAN (Radford et al. 2015) with
 kernel 4, stride 2, padding 1, i.e. PyTorch's ``ConvTranspose2d(k=4, s=2, p=1)``:
 
     out[o] = sum_{i, k : o = 2 i - 1 + k} x[i] * w[k],   k in {0, 1, 2, 3}
 
-It owns one kernel of shape (4, 4, C_in, C_out) and can evaluate it two ways that
-give the same function (tested to float precision):
+It owns one kernel of shape (4, 4, C_in, C_out) and can evaluate it in ways that
+give the same function and the same gradients (tested to float precision):
 
 * ``"transpose"``: the textbook form, a stride-1 convolution over the input
-  dilated by 2 (``lhs_dilation``) with the flipped kernel.
+  dilated by 2 (``lhs_dilation``) with the flipped kernel, differentiated by
+  autodiff. Its kernel gradient is a convolution XLA runs badly: ~265 ms per
+  call on XLA:CPU, and on 1-8 of an H100's 132 SMs in cuDNN.
+* ``"transpose_wgrad"`` (CPU default): the same forward, with a custom VJP that
+  writes both gradients through the stride-2 convolution the layer transposes,
+  conv_s2(u, v)[i] = sum_k u[2i - 1 + k] v[k]: the input gradient is
+  conv_s2(dy, w) and the kernel gradient is conv_s2's weight gradient at
+  input dy and output cotangent x, dw[k] = sum_i x[i] dy[2i - 1 + k] (channel
+  axes swapped). Those are the two convolutions of an ordinary strided conv
+  layer's backward pass, which libraries run well.
 * ``"subpixel"``: the same map written as a stride-1 convolution to
   4 * C_out channels followed by depth-to-space (Shi et al. 2016); on XLA:CPU
-  its weight gradient is ~20x faster than that of ``"transpose"``. Two kernels:
+  its weight gradient is ~20x faster than that of ``"transpose"``, and the
+  whole step ~9% slower than under ``"transpose_wgrad"``. Two kernels:
 
   - 2x2 window (layers with C_out >= WINDOW_MIN_FEATURES): output rows 2p - 1
     and 2p both depend on exactly the inputs x[p - 1] and x[p], so a 2x2 VALID
@@ -28,10 +38,12 @@ give the same function (tested to float precision):
     2 of the 3 taps, the third is a structural zero; 9/4 the multiply-adds,
     but cheaper than the 2x2 window when C_out is tiny.
 
-  Either way the parameters are the one (4, 4, C_in, C_out) kernel, so the
+  In every form the parameters are the one (4, 4, C_in, C_out) kernel, so the
   function class and parameter count are exactly those of the transposed
-  convolution. Accelerators keep ``"transpose"`` under ``"auto"``. Timings:
-  BENCHMARKS.md.
+  convolution.
+
+``"auto"`` picks ``"transpose_wgrad"`` on CPU; accelerators keep ``"transpose"``
+until ``"transpose_wgrad"`` is measured there. Timings: BENCHMARKS.md.
 """
 from __future__ import annotations
 
@@ -54,13 +66,13 @@ _WINDOW_TAPS = np.array([[2, 0], [3, 1]])
 # Up-convolutions with at least this many output channels use the 2x2 window
 # (measured on XLA:CPU; BENCHMARKS.md); narrower ones the 3x3 kernel.
 WINDOW_MIN_FEATURES = 16
-UPSAMPLE_METHODS = ("auto", "subpixel", "subpixel3x3", "transpose")
+UPSAMPLE_METHODS = ("auto", "subpixel", "subpixel3x3", "transpose", "transpose_wgrad")
 
 
 def resolve_upsample(method: str) -> str:
-  """'auto' -> 'subpixel' on CPU, 'transpose' on GPU/TPU."""
+  """'auto' -> 'transpose_wgrad' on CPU, 'transpose' on GPU/TPU."""
   if method == "auto":
-    return "subpixel" if jax.default_backend() == "cpu" else "transpose"
+    return "transpose_wgrad" if jax.default_backend() == "cpu" else "transpose"
   return method
 
 
@@ -123,17 +135,66 @@ def _varying_axes(x) -> frozenset:
   return frozenset(mat.varying if mat is not None else (getattr(aval, "vma", None) or ()))
 
 
+def _varying_like(k: jax.Array, x: jax.Array) -> jax.Array:
+  """`k` cast to per-device along every shard_map axis `x` varies over.
+
+  Under shard_map autodiff marks a replicated kernel that meets per-device data
+  as per-device (its transpose sums the kernel gradient over devices); a
+  custom_vjp has to make that cast itself so the cotangent types agree."""
+  extra = tuple(sorted(_varying_axes(x) - _varying_axes(k)))
+  return lax.pcast(k, extra, to="varying") if extra else k
+
+
 def conv_valid_dot_wgrad(x: jax.Array, k: jax.Array) -> jax.Array:
   """Stride-1 VALID NHWC convolution whose kernel gradient is a sum over the
   kh * kw taps of dots contracting batch and space (the same numbers as the
   autodiff gradient, computed the way XLA:CPU runs fastest)."""
-  # Under shard_map autodiff marks a replicated kernel that meets per-device
-  # data as per-device (its transpose sums the kernel gradient over devices);
-  # a custom_vjp has to make that cast itself so the cotangent types agree.
-  extra = tuple(sorted(_varying_axes(x) - _varying_axes(k)))
-  if extra:
-    k = lax.pcast(k, extra, to="varying")
-  return _conv_valid_dot_wgrad(x, k)
+  return _conv_valid_dot_wgrad(x, _varying_like(k, x))
+
+
+def _conv_transpose(x, w):
+  return lax.conv_general_dilated(x, w[::-1, ::-1], (1, 1), ((2, 2), (2, 2)),
+                                  lhs_dilation=(2, 2), dimension_numbers=_DN)
+
+
+def _conv_s2(u, v):
+  """The stride-2, padding-1, kernel-4 convolution whose transpose `w` is."""
+  return lax.conv_general_dilated(u, v, (2, 2), ((1, 1), (1, 1)), dimension_numbers=_DN)
+
+
+@jax.custom_vjp
+def _conv_transpose_wgrad(x, w):
+  return _conv_transpose(x, w)
+
+
+def _ctw_fwd(x, w):
+  return _conv_transpose(x, w), (x, w)
+
+
+def _ctw_bwd(res, dy):
+  x, w = res
+  # dw[k, ci, co] = sum_i x[i, ci] dy[2i - 1 + k, co]: the weight gradient of the
+  # strided convolution z = conv_s2(dy, v) at cotangent dz = x, with v's channel
+  # axes swapped. dx is that strided convolution applied to dy with w itself.
+  # (The weight gradient of a convolution does not depend on its kernel's value;
+  # w itself is passed so that the kernel keeps w's per-device type under
+  # shard_map. XLA drops the unused forward.)
+  swap = (0, 1, 3, 2)
+  wt = w.transpose(swap)
+  dx, vjp = jax.vjp(lambda v: _conv_s2(dy, v), wt)
+  dv = vjp(x.astype(dx.dtype))[0]
+  return dx.astype(x.dtype), dv.transpose(swap).astype(w.dtype)
+
+
+_conv_transpose_wgrad.defvjp(_ctw_fwd, _ctw_bwd)
+
+
+def conv_transpose_wgrad(x: jax.Array, w: jax.Array) -> jax.Array:
+  """The k4-s2-p1 transposed convolution with its two gradients written as the
+  strided convolution it transposes: the input gradient as its forward, the
+  kernel gradient as its weight gradient (same numbers as autodiff). See the
+  module docstring for the derivation."""
+  return _conv_transpose_wgrad(x, _varying_like(w, x))
 
 
 def upsample2x(x: jax.Array, w: jax.Array, method: str) -> jax.Array:
@@ -146,10 +207,11 @@ def upsample2x(x: jax.Array, w: jax.Array, method: str) -> jax.Array:
                                      dimension_numbers=_DN)
     return depth_to_space(y)
   if method == "transpose":
-    return jax.lax.conv_general_dilated(x, w[::-1, ::-1], (1, 1), ((2, 2), (2, 2)),
-                                        lhs_dilation=(2, 2), dimension_numbers=_DN)
+    return _conv_transpose(x, w)
+  if method == "transpose_wgrad":
+    return conv_transpose_wgrad(x, w)
   raise ValueError(f"unknown upsample method {method!r}; valid: subpixel, subpixel3x3, "
-                   "transpose")
+                   "transpose, transpose_wgrad")
 
 
 class Upsample2x(nn.Module):
