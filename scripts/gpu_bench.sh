@@ -9,6 +9,8 @@
 # (b*_k10_eager_cl), JAX alone in bfloat16 (b*_k10_bf16), JAX alone and then
 # 50 steps traced with jax.profiler (b*_k10_profile: the Perfetto trace is
 # copied to OUT_DIR/trace_bB.json.gz for scripts/trace_summary.py), and against
+# the same two with model.upsample=transpose_wgrad (b*_k10_eager_twg,
+# b*_k10_profile_twg, trace to OUT_DIR/trace_bB_twg.json.gz), against
 # torch.compile in default mode, reduce-overhead (CUDA graphs) and max-autotune
 # (b*_k10_compile, b*_k10_compile_ro, b*_k10_compile_ma). Every run's full
 # output is appended to OUT_DIR/bench.log and its JSON line (with the run's
@@ -20,7 +22,11 @@
 # the channels-last runs took 30-33 s and the profile runs 9-11 s;
 # max-autotune took 157 s at batch 64 (128 s of it torch's compilation) and
 # did not finish in 84 s at batch 256. So the whole set needs more than one
-# 10-minute call: choose with RUNS. BENCHMARKS.md has the results.
+# 10-minute call: choose with RUNS. The transpose_wgrad runs are not yet
+# measured on a GPU; their before/after in one call (~3-4 minutes):
+#   RUNS="b64_k10_eager b64_k10_eager_twg b256_k10_eager b256_k10_eager_twg
+#         b64_k10_profile b64_k10_profile_twg b256_k10_profile b256_k10_profile_twg"
+# BENCHMARKS.md has the results.
 #
 # Environment: PYTHON (python3), STEPS (300 per timing block), ROUNDS (5),
 # DEADLINE_S (520: no run starts or continues past this many seconds), RUNS
@@ -88,14 +94,26 @@ done
 for b in 64 256; do
   bench "b${b}_k10_bf16" 90 --config.train.batch_size=$b $k10 --config.train.compute_dtype=bfloat16
 done
-for b in 64 256; do
+profile() {  # profile BATCH SUFFIX benchmark.py-flags...
   # JAX alone, then 50 more steps under jax.profiler; the trace is copied to
-  # OUT_DIR/trace_bB.json.gz for scripts/trace_summary.py
-  if bench "b${b}_k10_profile" 90 --config.train.batch_size=$b $k10 \
-      --profile="$out/profile_b$b" --profile_steps=50; then
-    t=$(find "$out/profile_b$b" -name perfetto_trace.json.gz | sort | tail -n 1)
-    [[ -n "$t" ]] && cp "$t" "$out/trace_b$b.json.gz"
+  # OUT_DIR/trace_bBATCH[SUFFIX].json.gz for scripts/trace_summary.py
+  local b=$1 sfx=$2
+  shift 2
+  if bench "b${b}_k10_profile$sfx" 90 --config.train.batch_size=$b $k10 \
+      --profile="$out/profile_b$b$sfx" --profile_steps=50 "$@"; then
+    t=$(find "$out/profile_b$b$sfx" -name perfetto_trace.json.gz | sort | tail -n 1)
+    [[ -n "$t" ]] && cp "$t" "$out/trace_b$b$sfx.json.gz"
   fi
+}
+for b in 64 256; do
+  profile $b ""
+done
+# The up-convolution with its gradients as a strided convolution's backward
+# (model.upsample=transpose_wgrad; the CPU default), against 'transpose' above.
+for b in 64 256; do
+  bench "b${b}_k10_eager_twg" 120 --config.train.batch_size=$b --compare=torch $k10 \
+    --config.model.upsample=transpose_wgrad
+  profile $b _twg --config.model.upsample=transpose_wgrad
 done
 for b in 64 256; do
   bench "b${b}_k10_compile" 200 --config.train.batch_size=$b --compare=torch $k10 \
