@@ -137,3 +137,43 @@ def test_multi_device_cpu_calls_return_finished_results():
   for _ in range(5):
     state, metrics = fn(state, images, 2)
     assert all(x.is_ready() for x in jax.tree.leaves((state, metrics)))
+
+
+@pytest.mark.parametrize("model, gets_options", [("dcgan", True), ("mlp", False)])
+def test_cpu_train_step_compile_options_go_to_conv_models_only(monkeypatch, model,
+                                                                gets_options):
+  config = tiny_config(**{"model.name": model})
+  mesh, G, D, g_tx, d_tx, state, images = _setup(config, jax.devices()[:1])
+  steps.cpu_compiler_options()  # its one-time probe compiles a jitted function too
+  seen, jit = [], jax.jit
+  monkeypatch.setattr(jax, "jit", lambda f, **kw: seen.append(kw.get("compiler_options"))
+                      or jit(f, **kw))
+  fn = steps.make_train_fn(config, G, D, g_tx, d_tx, mesh)
+  state, _ = fn(state, images, 2)
+  assert int(state.step) == 2
+  assert seen == [steps.CPU_COMPILER_OPTIONS if gets_options else None]
+
+
+def test_cpu_compile_options_take_convolutions_off_ynnpack():
+  """On this jaxlib YNNPACK takes the DCGAN's 64->128 stride-2 convolution by
+  default; under CPU_COMPILER_OPTIONS XLA's own kernel runs it (faster here,
+  BENCHMARKS.md) and it gives the same numbers."""
+  assert steps.cpu_compiler_options() == steps.CPU_COMPILER_OPTIONS
+  conv = lambda x, w: jax.lax.conv_general_dilated(x, w, (2, 2), ((1, 1), (1, 1)),
+                                                   dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  x = jax.random.normal(jax.random.PRNGKey(0), (64, 14, 14, 64))
+  w = jax.random.normal(jax.random.PRNGKey(1), (4, 4, 64, 128))
+  default = jax.jit(conv).lower(x, w).compile()
+  ours = jax.jit(conv, compiler_options=steps.CPU_COMPILER_OPTIONS).lower(x, w).compile()
+  assert "ynn_fusion" in default.as_text() and "ynn_fusion" not in ours.as_text()
+  np.testing.assert_allclose(ours(x, w), default(x, w), rtol=1e-4, atol=1e-4)
+
+
+def test_rejected_cpu_compile_options_fall_back_to_defaults(monkeypatch, caplog):
+  monkeypatch.setattr(steps, "CPU_COMPILER_OPTIONS", {"xla_cpu_no_such_option": True})
+  steps.cpu_compiler_options.cache_clear()
+  try:
+    assert steps.cpu_compiler_options() is None
+    assert "rejected the train step's compile options" in caplog.text
+  finally:
+    steps.cpu_compiler_options.cache_clear()
