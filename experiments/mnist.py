@@ -10,18 +10,22 @@ Offline, on the 10,000-digit MNIST test set in IDX files:
     --config.data.source=idx --config.data.split=test \
     --config.data.path=../shared/data/mnist --config.train.num_steps=2000
 
-On a 2-core CPU (batch 64) a step takes ~0.1 s on an idle machine (9-10
-steps/s): 2,000 steps with two evaluations took 221-318 s on 2026-11-26, and
-10m17s earlier while other jobs shared the cores (3-6 steps/s). Digits are
-recognisable in samples/ from ~1,000 steps on; at 2,000 about half of the 64
-samples are clear digits and the rest digit-like strokes. Add
---config.eval.every=1000 for FID/KID/IS/precision/recall (LeNet features): that
-run measured FID 139 at step 1,000 and 90 at 2,000 (real-vs-real floor 7.1),
-before the CPU up-convolution changed form (same function, other rounding, so
-another trajectory). Since then, with --config.eval.every=1000
---config.train.log_every=50 and seeds 0 and 1 it measured 139.9/100.3 and
-136.6/96.1. --config.train.compute_dtype=bfloat16 gave 144.2/102.7 and
-147.2/99.1 (no faster on a CPU; see BENCHMARKS.md).
+On a 2-core CPU (batch 64) the training step alone runs at 13-14 steps/s on an
+idle machine (scripts/benchmark.py; 9-10 before the CPU changes of
+2026-11-26, BENCHMARKS.md "Eighth session"), and at about half that while
+other jobs share the cores. With --config.eval.every=1000
+--config.train.log_every=50, 2,000 steps with two evaluations took 159 s
+(seed 0), and the logged rate was ~13 steps/s. Digits are recognisable in
+samples/ from ~1,000 steps on; at 2,000 about half of the 64 samples are
+clear digits and the rest digit-like strokes. The evaluation is
+FID/KID/IS/precision/recall on LeNet features (real-vs-real FID floor 7.1).
+With seeds 0 and 1 that run measured FID 149.9/97.2 and 152.1/99.6 at steps
+1,000/2,000 (precision/recall at 2,000: 0.66/0.70 and 0.63/0.78).
+Each change of the CPU up-convolution's form keeps the function but changes
+its rounding, and so the trajectory. Earlier forms measured 139 and 90 (the
+first), and 139.9/100.3 and 136.6/96.1 (`subpixel`). With `subpixel`,
+--config.train.compute_dtype=bfloat16 gave 144.2/102.7 and 147.2/99.1; it is
+no faster on a CPU (see BENCHMARKS.md).
 
 On one NVIDIA H200 the training step alone (scripts/benchmark.py, no logging,
 sampling or evaluation) ran at ~890-980 steps/s at batch 64 and ~490 at batch

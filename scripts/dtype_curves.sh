@@ -18,7 +18,8 @@
 # Environment: PYTHON (python3), SEEDS ("0 1"), DTYPES ("float32 bfloat16"),
 # NUM_STEPS, EVAL_EVERY, DEADLINE_S (no run starts after this many seconds;
 # default: none), EXTRA (more gan_jax.main flags for every run). A 2,000-step
-# run took 229 s on this project's 2-core CPU and 30-34 s on an H100
+# run took 159-162 s on this project's 2-core CPU (229 s before the CPU changes
+# of 2026-11-26) and 30-34 s on an H100
 # (BENCHMARKS.md).
 set -u
 out=${1:?usage: bash scripts/dtype_curves.sh OUT_DIR [MNIST_IDX_FOLDER]}
