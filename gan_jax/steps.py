@@ -150,8 +150,8 @@ def replicate(tree, mesh: Mesh):
 # 2-core CPU of BENCHMARKS.md, MNIST DCGAN, batch 64):
 # - The memory-optimised schedule. The default one orders ops for concurrency,
 #   and the thunk executor then runs independent convolutions at the same
-#   time, each multi-threaded, on the same cores: the step ran 8-12% faster
-#   without that, with 11-14% less CPU time per step.
+#   time, each multi-threaded, on the same cores: the step ran 6-11% faster
+#   without that, with 9-12% less CPU time per step.
 # - Convolutions on XLA's own (Eigen) kernels instead of YNNPACK: the other
 #   default library fusions (YNNPACK dots and reductions) are kept. Alone on 2
 #   threads, Eigen ran the DCGAN's 4x4 stride-2 convolution in 4.0 ms against

@@ -22,7 +22,7 @@ give the same function and the same gradients (tested to float precision):
 * ``"subpixel"``: the same map written as a stride-1 convolution to
   4 * C_out channels followed by depth-to-space (Shi et al. 2016); on XLA:CPU
   its weight gradient is ~20x faster than that of ``"transpose"``, and the
-  whole step ~9% slower than under ``"transpose_wgrad"``. Two kernels:
+  whole step 8-10% slower than under ``"transpose_wgrad"``. Two kernels:
 
   - 2x2 window (layers with C_out >= WINDOW_MIN_FEATURES): output rows 2p - 1
     and 2p both depend on exactly the inputs x[p - 1] and x[p], so a 2x2 VALID
