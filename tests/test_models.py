@@ -196,3 +196,13 @@ def test_custom_gradient_under_shard_map_matches_autodiff(method):
     grads.append(jax.jit(jax.shard_map(per_device, mesh=mesh, in_specs=(P(), P("batch")),
                                        out_specs=P()))(params, x)["params"]["kernel"])
   np.testing.assert_allclose(grads[0], grads[1], rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("backend,method", [("cpu", "transpose_wgrad"), ("gpu", "transpose_wgrad"),
+                                            ("tpu", "transpose")])
+def test_auto_upsample_per_backend(backend, method):
+  """'auto' picks the formulation measured fastest on each backend (BENCHMARKS.md);
+  an explicit choice is kept as given."""
+  from gan_jax.models.layers import resolve_upsample
+  assert resolve_upsample("auto", backend) == method
+  assert resolve_upsample("subpixel", backend) == "subpixel"

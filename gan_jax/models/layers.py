@@ -12,7 +12,7 @@ give the same function and the same gradients (tested to float precision):
   dilated by 2 (``lhs_dilation``) with the flipped kernel, differentiated by
   autodiff. Its kernel gradient is a convolution XLA runs badly: ~265 ms per
   call on XLA:CPU, and on 1-8 of an H100's 132 SMs in cuDNN.
-* ``"transpose_wgrad"`` (CPU default): the same forward, with a custom VJP that
+* ``"transpose_wgrad"`` (CPU and GPU default): the same forward, with a custom VJP that
   writes both gradients through the stride-2 convolution the layer transposes,
   conv_s2(u, v)[i] = sum_k u[2i - 1 + k] v[k]: the input gradient is
   conv_s2(dy, w) and the kernel gradient is conv_s2's weight gradient at
@@ -42,8 +42,10 @@ give the same function and the same gradients (tested to float precision):
   function class and parameter count are exactly those of the transposed
   convolution.
 
-``"auto"`` picks ``"transpose_wgrad"`` on CPU; accelerators keep ``"transpose"``
-until ``"transpose_wgrad"`` is measured there. Timings: BENCHMARKS.md.
+``"auto"`` picks ``"transpose_wgrad"`` on CPU and GPU: on XLA:CPU the step ran
+~9% faster than under ``"subpixel"``, on an H100 1.4x (batch 64) and 2.0x
+(batch 256) faster than under ``"transpose"``. TPUs keep ``"transpose"`` until
+``"transpose_wgrad"`` is measured there. Timings: BENCHMARKS.md.
 """
 from __future__ import annotations
 
@@ -69,10 +71,12 @@ WINDOW_MIN_FEATURES = 16
 UPSAMPLE_METHODS = ("auto", "subpixel", "subpixel3x3", "transpose", "transpose_wgrad")
 
 
-def resolve_upsample(method: str) -> str:
-  """'auto' -> 'transpose_wgrad' on CPU, 'transpose' on GPU/TPU."""
+def resolve_upsample(method: str, backend: str | None = None) -> str:
+  """'auto' -> 'transpose_wgrad' on CPU and GPU (measured faster on both),
+  'transpose' on any other backend (TPU: not measured)."""
   if method == "auto":
-    return "transpose_wgrad" if jax.default_backend() == "cpu" else "transpose"
+    backend = backend or jax.default_backend()
+    return "transpose_wgrad" if backend in ("cpu", "gpu") else "transpose"
   return method
 
 
