@@ -9,8 +9,9 @@
 # (b*_k10_eager_cl), JAX alone in bfloat16 (b*_k10_bf16), JAX alone and then
 # 50 steps traced with jax.profiler (b*_k10_profile: the Perfetto trace is
 # copied to OUT_DIR/trace_bB.json.gz for scripts/trace_summary.py), and against
-# the same two with model.upsample=transpose_wgrad (b*_k10_eager_twg,
-# b*_k10_profile_twg, trace to OUT_DIR/trace_bB_twg.json.gz), against
+# the same two with the autodiffed transposed convolution, the GPU default
+# before 2026-11-26's ninth session (model.upsample=transpose: b*_k10_eager_tr,
+# b*_k10_profile_tr, trace to OUT_DIR/trace_bB_tr.json.gz), against
 # torch.compile in default mode, reduce-overhead (CUDA graphs) and max-autotune
 # (b*_k10_compile, b*_k10_compile_ro, b*_k10_compile_ma). Every run's full
 # output is appended to OUT_DIR/bench.log and its JSON line (with the run's
@@ -21,11 +22,11 @@
 # (eager and bf16 runs 12-51 s each, with torch.compile 33-71 s). On an H100
 # the channels-last runs took 30-33 s and the profile runs 9-11 s;
 # max-autotune took 157 s at batch 64 (128 s of it torch's compilation) and
-# did not finish in 84 s at batch 256. So the whole set needs more than one
-# 10-minute call: choose with RUNS. The transpose_wgrad runs are not yet
-# measured on a GPU; their before/after in one call (~3-4 minutes):
-#   RUNS="b64_k10_eager b64_k10_eager_twg b256_k10_eager b256_k10_eager_twg
-#         b64_k10_profile b64_k10_profile_twg b256_k10_profile b256_k10_profile_twg"
+# did not finish in 84 s (or, later, 193 s) at batch 256. So the whole set
+# needs more than one 10-minute call: choose with RUNS. The before/after of
+# the up-convolution (216 s on an H100, with the runs then named *_twg):
+#   RUNS="b64_k10_eager b64_k10_eager_tr b256_k10_eager b256_k10_eager_tr
+#         b64_k10_profile b64_k10_profile_tr b256_k10_profile b256_k10_profile_tr"
 # BENCHMARKS.md has the results.
 #
 # Environment: PYTHON (python3), STEPS (300 per timing block), ROUNDS (5),
@@ -108,12 +109,13 @@ profile() {  # profile BATCH SUFFIX benchmark.py-flags...
 for b in 64 256; do
   profile $b ""
 done
-# The up-convolution with its gradients as a strided convolution's backward
-# (model.upsample=transpose_wgrad; the CPU default), against 'transpose' above.
+# The up-convolution differentiated by autodiff (model.upsample=transpose),
+# against the default above (transpose_wgrad: its gradients as a strided
+# convolution's backward).
 for b in 64 256; do
-  bench "b${b}_k10_eager_twg" 120 --config.train.batch_size=$b --compare=torch $k10 \
-    --config.model.upsample=transpose_wgrad
-  profile $b _twg --config.model.upsample=transpose_wgrad
+  bench "b${b}_k10_eager_tr" 120 --config.train.batch_size=$b --compare=torch $k10 \
+    --config.model.upsample=transpose
+  profile $b _tr --config.model.upsample=transpose
 done
 for b in 64 256; do
   bench "b${b}_k10_compile" 200 --config.train.batch_size=$b --compare=torch $k10 \

@@ -242,14 +242,14 @@ def test_gpu_bench_script_runs_the_named_runs_and_tabulates(tmp_path):
   # scripts/gpu_bench.sh is what a lent GPU runs; here its JAX-only runs on a
   # tiny model, selected by RUNS, must each leave one JSON row and a table line.
   env = {**os.environ, "PYTHON": sys.executable, "STEPS": "2", "ROUNDS": "1",
-         "RUNS": "b64_k10_bf16 b256_k10_bf16 b64_k10_profile b64_k10_profile_twg",
+         "RUNS": "b64_k10_bf16 b256_k10_bf16 b64_k10_profile b64_k10_profile_tr",
          "EXTRA": " ".join(TINY[1:5] + ["--warmup=1", "--synthetic_examples=300"])}
   proc = subprocess.run(["bash", str(REPO / "scripts" / "gpu_bench.sh"), str(tmp_path)],
                         cwd=REPO, capture_output=True, text=True, timeout=300, env=env)
   assert proc.returncode == 0, proc.stderr[-3000:]
   rows = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
   assert [r["name"] for r in rows] == ["b64_k10_bf16", "b256_k10_bf16", "b64_k10_profile",
-                                       "b64_k10_profile_twg"]
+                                       "b64_k10_profile_tr"]
   for row, batch in zip(rows[:2], (64, 256)):
     r = row["result"]
     assert r["batch_size"] == batch and r["steps_per_call"] == 10
@@ -259,17 +259,18 @@ def test_gpu_bench_script_runs_the_named_runs_and_tabulates(tmp_path):
   profile = rows[2]["result"]["profile_trace"]
   assert profile["steps"] == 50 and rows[2]["result"]["compute_dtype"] == "float32"
   assert (tmp_path / "trace_b64.json.gz").read_bytes() == open(profile["path"], "rb").read()
-  # the transpose_wgrad profile ran that model and left its own trace beside it
-  twg = rows[3]["result"]
-  assert twg["upsample"] == "transpose_wgrad" and rows[2]["result"]["upsample"] == "transpose_wgrad"
-  assert (tmp_path / "trace_b64_twg.json.gz").read_bytes() == open(
-      twg["profile_trace"]["path"], "rb").read()
-  assert "--config.model.upsample=transpose_wgrad" in rows[3]["command"]
+  # the profile of the autodiffed up-convolution ran that model and left its
+  # own trace beside the default's (transpose_wgrad)
+  tr = rows[3]["result"]
+  assert tr["upsample"] == "transpose" and rows[2]["result"]["upsample"] == "transpose_wgrad"
+  assert (tmp_path / "trace_b64_tr.json.gz").read_bytes() == open(
+      tr["profile_trace"]["path"], "rb").read()
+  assert "--config.model.upsample=transpose" in rows[3]["command"]
   assert "upsample" not in rows[2]["command"]
   table = proc.stdout.strip().splitlines()
   assert table[-5].split()[:2] == ["run", "jax"]
   assert [line.split()[0] for line in table[-4:]] == ["b64_k10_bf16", "b256_k10_bf16",
-                                                      "b64_k10_profile", "b64_k10_profile_twg"]
+                                                      "b64_k10_profile", "b64_k10_profile_tr"]
   assert "b64_k1_eager" not in (tmp_path / "bench.log").read_text()
 
 
