@@ -35,12 +35,17 @@ sampling or evaluation) ran at ~890-980 steps/s at batch 64 and ~490 at batch
 NVIDIA H100 the same runs gave ~760-1,010 (batch 64; the lower end was the
 unsteady first run on a fresh machine) and ~483 (batch 256); ~1,040 with
 steps_per_call=10, and with bfloat16 ~1,230 (batch 64) and ~970 (batch 256).
+These GPU numbers are for the GPU default of then, model.upsample=transpose.
+Under the default of now (transpose_wgrad on GPUs too), a third H100 ran the
+step at ~930 steps/s with steps_per_call=1 at both batch 64 (its blocks
+ranged from 660 to 1,340) and 256; with steps_per_call=10 at ~1,250-1,430
+(batch 64) and ~970-1,000 (batch 256), and in bfloat16 at ~1,365 and ~1,173.
 On an H100 the offline command above with --config.eval.every=1000
 --config.train.log_every=50 took 30-34 s per 2,000-step run (start-up,
 compilation, two evaluations and checkpoints included) and measured FID
 86.8/92.0/104.3 at step 2,000 for seeds 0/1/2, and 87.2/94.3/103.0 in bfloat16
 (`SEEDS="0 1 2" bash scripts/dtype_curves.sh OUT_DIR ../shared/data/mnist`
-runs them).
+runs them; these curves, too, were made with model.upsample=transpose).
 """
 from gan_jax.config import base_config
 
