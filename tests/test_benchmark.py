@@ -265,7 +265,7 @@ def test_gpu_bench_script_runs_the_named_runs_and_tabulates(tmp_path):
   assert tr["upsample"] == "transpose" and rows[2]["result"]["upsample"] == "transpose_wgrad"
   assert (tmp_path / "trace_b64_tr.json.gz").read_bytes() == open(
       tr["profile_trace"]["path"], "rb").read()
-  assert "--config.model.upsample=transpose" in rows[3]["command"]
+  assert "--config.model.upsample=transpose" in rows[3]["command"].split()
   assert "upsample" not in rows[2]["command"]
   table = proc.stdout.strip().splitlines()
   assert table[-5].split()[:2] == ["run", "jax"]
