@@ -11,7 +11,9 @@
 # copied to OUT_DIR/trace_bB.json.gz for scripts/trace_summary.py), and against
 # the same two with the autodiffed transposed convolution, the GPU default
 # before 2026-11-26's ninth session (model.upsample=transpose: b*_k10_eager_tr,
-# b*_k10_profile_tr, trace to OUT_DIR/trace_bB_tr.json.gz), against
+# b*_k10_profile_tr, trace to OUT_DIR/trace_bB_tr.json.gz), JAX alone at
+# batch 64 with 1, 10, 50 and 100 steps per call and 200 steps traced at 50
+# (b64_k*_jax, b64_k50_profile: is the step bound by the host?), against
 # torch.compile in default mode, reduce-overhead (CUDA graphs) and max-autotune
 # (b*_k10_compile, b*_k10_compile_ro, b*_k10_compile_ma). Every run's full
 # output is appended to OUT_DIR/bench.log and its JSON line (with the run's
@@ -22,11 +24,15 @@
 # (eager and bf16 runs 12-51 s each, with torch.compile 33-71 s). On an H100
 # the channels-last runs took 30-33 s and the profile runs 9-11 s;
 # max-autotune took 157 s at batch 64 (128 s of it torch's compilation) and
-# did not finish in 84 s (or, later, 193 s) at batch 256. So the whole set
-# needs more than one 10-minute call: choose with RUNS. The before/after of
-# the up-convolution (216 s on an H100, with the runs then named *_twg):
+# 301 s at batch 256 (tenth session, alone in its call; earlier limits of 84
+# and 193 s cut it). So the whole set needs more than one 10-minute call:
+# choose with RUNS, e.g. RUNS=b256_k10_compile_ma DEADLINE_S=420 alone. The
+# before/after of the up-convolution (216 s on an H100, with the runs then
+# named *_twg):
 #   RUNS="b64_k10_eager b64_k10_eager_tr b256_k10_eager b256_k10_eager_tr
 #         b64_k10_profile b64_k10_profile_tr b256_k10_profile b256_k10_profile_tr"
+# The host-bound check at batch 64 (b64_k1_jax, b64_k10_jax, b64_k50_jax,
+# b64_k100_jax, b64_k50_profile) took 10-16 s a run, 63 s in all, on an H100.
 # BENCHMARKS.md has the results.
 #
 # Environment: PYTHON (python3), STEPS (300 per timing block), ROUNDS (5),
@@ -117,6 +123,18 @@ for b in 64 256; do
     --config.model.upsample=transpose
   profile $b _tr --config.model.upsample=transpose
 done
+# Is batch 64 bound by the host? JAX alone at 1, 10, 50 and 100 steps per
+# call with 1,000 steps a block (b64_kK_jax), and 200 steps traced at K=50
+# (b64_k50_profile, trace to OUT_DIR/trace_b64_k50.json.gz).
+for k in 1 10 50 100; do
+  bench "b64_k${k}_jax" 90 --config.train.batch_size=64 --config.train.steps_per_call=$k \
+    --steps=1000
+done
+if bench "b64_k50_profile" 90 --config.train.batch_size=64 --config.train.steps_per_call=50 \
+    --profile="$out/profile_b64_k50" --profile_steps=200; then
+  t=$(find "$out/profile_b64_k50" -name perfetto_trace.json.gz | sort | tail -n 1)
+  [[ -n "$t" ]] && cp "$t" "$out/trace_b64_k50.json.gz"
+fi
 for b in 64 256; do
   bench "b${b}_k10_compile" 200 --config.train.batch_size=$b --compare=torch $k10 \
     --torch_compile=default
@@ -126,7 +144,7 @@ for b in 64 256; do
     --torch_compile=reduce-overhead
 done
 for b in 64 256; do
-  bench "b${b}_k10_compile_ma" 240 --config.train.batch_size=$b --compare=torch $k10 \
+  bench "b${b}_k10_compile_ma" 420 --config.train.batch_size=$b --compare=torch $k10 \
     --torch_compile=max-autotune
 done
 rm -f "$out/run.log"
