@@ -40,6 +40,9 @@ Under the default of now (transpose_wgrad on GPUs too), a third H100 ran the
 step at ~930 steps/s with steps_per_call=1 at both batch 64 (its blocks
 ranged from 660 to 1,340) and 256; with steps_per_call=10 at ~1,250-1,430
 (batch 64) and ~970-1,000 (batch 256), and in bfloat16 at ~1,365 and ~1,173.
+A later session measured ~1,470 steps/s at batch 64 on an H100 with
+steps_per_call 10, 50 or 100 alike (~916 with 1), and on an H200 ~1,430-1,480
+(batch 64) and ~1,020-1,030 (batch 256) with steps_per_call=10.
 On an H100 the offline command above with --config.eval.every=1000
 --config.train.log_every=50 took 30-34 s per 2,000-step run (start-up,
 compilation, two evaluations and checkpoints included) and measured FID
