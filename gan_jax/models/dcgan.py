@@ -14,7 +14,7 @@ from typing import Any
 import jax.numpy as jnp
 import flax.linen as nn
 
-from gan_jax.models.layers import DCGAN_INIT, Upsample2x
+from gan_jax.models.layers import DCGAN_INIT, IMAGE_CONV_MAX_CHANNELS, Conv4x4s2, Upsample2x
 
 
 def dcgan_plan(image_size: int) -> tuple[int, int]:
@@ -42,6 +42,7 @@ class DCGANGenerator(nn.Module):
   base_features: int = 64
   upsample: str = "subpixel"
   output: str = "tanh"  # 'linear' drops the final tanh (config.model.g_output)
+  image_convs: str = "conv"  # 'patches': the image layer as a patch dot (layers.py)
   axis_name: str | None = "batch"
   dtype: Any = jnp.float32
 
@@ -57,7 +58,9 @@ class DCGANGenerator(nn.Module):
       x = Upsample2x(self.base_features * 2 ** (n - 2 - i), self.upsample,
                      dtype=self.dtype)(x)
       x = nn.relu(_bn(train, self.axis_name, self.dtype)(x))
-    x = Upsample2x(self.channels, self.upsample, use_bias=True, dtype=self.dtype)(x)
+    patches = self.image_convs == "patches" and self.channels <= IMAGE_CONV_MAX_CHANNELS
+    x = Upsample2x(self.channels, "patches" if patches else self.upsample, use_bias=True,
+                   dtype=self.dtype)(x)
     x = x.astype(jnp.float32)
     return jnp.tanh(x) if self.output == "tanh" else x
 
@@ -65,6 +68,7 @@ class DCGANGenerator(nn.Module):
 class DCGANDiscriminator(nn.Module):
   image_size: int
   base_features: int = 64
+  image_convs: str = "conv"  # 'patches': the first layer as a patch dot (layers.py)
   axis_name: str | None = "batch"
   dtype: Any = jnp.float32
 
@@ -73,8 +77,12 @@ class DCGANDiscriminator(nn.Module):
     _, n = dcgan_plan(self.image_size)
     x = x.astype(self.dtype)
     for i in range(n):
-      x = nn.Conv(self.base_features * 2 ** i, (4, 4), (2, 2), ((1, 1), (1, 1)),
-                  use_bias=(i == 0), kernel_init=DCGAN_INIT, dtype=self.dtype)(x)
+      feats, name = self.base_features * 2 ** i, f"Conv_{i}"  # the parameter tree's names
+      if i == 0 and self.image_convs == "patches" and x.shape[-1] <= IMAGE_CONV_MAX_CHANNELS:
+        x = Conv4x4s2(feats, "patches", use_bias=True, dtype=self.dtype, name=name)(x)
+      else:
+        x = nn.Conv(feats, (4, 4), (2, 2), ((1, 1), (1, 1)), use_bias=(i == 0),
+                    kernel_init=DCGAN_INIT, dtype=self.dtype, name=name)(x)
       if i > 0:
         x = _bn(train, self.axis_name, self.dtype)(x)
       x = nn.leaky_relu(x, 0.2)
