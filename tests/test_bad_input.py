@@ -97,9 +97,8 @@ IN_PROCESS = {
     "nan learning rate": ({"train.d_lr": float("nan")},
                           ["config.train.d_lr=nan must be a positive number"]),
     "zero features": ({"model.g_features": 0}, ["config.model.g_features=0 must be a positive"]),
-    "unknown image_convs": ({"model.image_convs": "im2col"},
-                            ["config.model.image_convs='im2col' is unknown; valid: auto, conv, "
-                             "patches"]),
+    "unknown patch_dots": ({"model.patch_dots": "yes"},
+                           ["config.model.patch_dots='yes' is unknown; valid: auto, off, on"]),
     "checkpoint interval vs steps_per_call": (
         {"train.steps_per_call": 2, "checkpoint.every": 5},
         ["config.checkpoint.every=5 must be a multiple of config.train.steps_per_call=2"]),

@@ -1,3 +1,4 @@
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -8,8 +9,8 @@ from gan_jax.config import base_config
 from gan_jax.models.dcgan import DCGANDiscriminator, DCGANGenerator, dcgan_plan
 from jax.sharding import PartitionSpec as P
 
-from gan_jax.models.layers import (WINDOW_MIN_FEATURES, Conv4x4s2, Upsample2x,
-                                   conv_s2_patches, conv_transpose_patches, upsample2x)
+from gan_jax.models.layers import (DCGAN_INIT, WINDOW_MIN_FEATURES, Conv4x4s2, Upsample2x,
+                                   conv_s2_patch_dots, conv_transpose_patch_dots, upsample2x)
 
 
 @pytest.mark.parametrize("size,plan", [(8, (4, 1)), (28, (7, 2)), (32, (4, 3)), (64, (4, 4))])
@@ -214,41 +215,44 @@ def _strided_conv(x, w):  # the definition: a plain k4-s2-p1 convolution
                                       dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
 
-@pytest.mark.parametrize("n,h,c,f", [(3, 8, 1, 16), (2, 28, 1, 64), (2, 16, 3, 8)])
-def test_patch_convs_equal_convolutions_with_gradients(n, h, c, f):
+def _compiled_convs(fn, *args) -> int:
+  return jax.jit(fn).lower(*args).compile().as_text().count(" convolution(")
+
+
+@pytest.mark.parametrize("n,h,c,f", [(3, 8, 1, 16), (2, 28, 1, 64), (2, 16, 3, 8), (2, 8, 16, 32)])
+def test_patch_dots_equal_convolutions_with_gradients(n, h, c, f):
   """The patch-dot forms give the strided convolution and the transposed
-  convolution (autodiff of 'transpose'), values and both gradients, and
-  their forwards hold no convolution: one dot over gathered 4x4 patches."""
+  convolution (autodiff of 'transpose'): values and both gradients. Compiled,
+  their input gradients and patch forwards hold no convolution, and their
+  kernel gradients exactly one (XLA's weight gradient)."""
   rng = np.random.default_rng(2)
   x = jnp.asarray(rng.normal(size=(n, h, h, c)), jnp.float32)
   w = jnp.asarray(rng.normal(size=(4, 4, c, f)) * 0.1, jnp.float32)
-  cases = [(conv_s2_patches, _strided_conv, x, w),  # D's first layer: c image channels in
-           (conv_transpose_patches, lambda x, w: upsample2x(x, w, "transpose"),  # G's last
-            jnp.asarray(rng.normal(size=(n, h // 2, h // 2, f)), jnp.float32),
-            w.transpose(0, 1, 3, 2))]
-  for ours, ref, a, k in cases:
+  y = jnp.asarray(rng.normal(size=(n, h // 2, h // 2, f)), jnp.float32)
+  cases = [  # (ours, definition, input, kernel, forward is a patch dot)
+      (lambda a, k: conv_s2_patch_dots(a, k, True), _strided_conv, x, w, True),  # D, image layer
+      (conv_s2_patch_dots, _strided_conv, x, w, False),                         # D, other layers
+      (conv_transpose_patch_dots, lambda a, k: upsample2x(a, k, "transpose"),   # G, image layer
+       y, w.transpose(0, 1, 3, 2), True)]
+  for ours, ref, a, k, patch_forward in cases:
     np.testing.assert_allclose(ours(a, k), ref(a, k), rtol=1e-5, atol=1e-5)
     loss = lambda fn: (lambda a, k: jnp.sum(jnp.sin(fn(a, k))))
     got, want = jax.grad(loss(ours), (0, 1))(a, k), jax.grad(loss(ref), (0, 1))(a, k)
     for g, r in zip(got, want):
       assert g.shape == r.shape and g.dtype == r.dtype
       np.testing.assert_allclose(g, r, rtol=1e-4, atol=1e-5)
-    assert _convs(jax.make_jaxpr(ours)(a, k).jaxpr) == []
-  # The kernel gradient is the strided convolution's weight gradient (rhs
-  # dilation 2); the jaxpr also holds that convolution's unused forward, which
-  # XLA drops: the compiled gradient has one convolution.
-  wgrad = jax.grad(loss(conv_s2_patches), 1)
-  assert sorted(_convs(jax.make_jaxpr(wgrad)(x, w).jaxpr)) == [
-      ((1, 1), (1, 1), (2, 2)), ((2, 2), (1, 1), (1, 1))]
-  assert jax.jit(wgrad).lower(x, w).compile().as_text().count(" convolution(") == 1
+    assert _compiled_convs(ours, a, k) == (0 if patch_forward else 1)
+    assert _compiled_convs(jax.grad(loss(ours), 0), a, k) == (0 if patch_forward else 1)
+    assert _compiled_convs(jax.grad(loss(ours), 1), a, k) == (0 if patch_forward else 1) + 1
 
 
-def test_patch_convs_bfloat16_keep_dtypes():
+def test_patch_dots_bfloat16_keep_dtypes():
   x = jax.random.normal(jax.random.PRNGKey(0), (2, 8, 8, 3), jnp.bfloat16)
   w = jax.random.normal(jax.random.PRNGKey(1), (4, 4, 3, 16), jnp.bfloat16) * 0.1
   h = jax.random.normal(jax.random.PRNGKey(2), (2, 4, 4, 16), jnp.bfloat16)
-  for ours, ref, a, k in [(conv_s2_patches, _strided_conv, x, w),
-                          (conv_transpose_patches, lambda a, k: upsample2x(a, k, "transpose"),
+  for ours, ref, a, k in [(lambda a, k: conv_s2_patch_dots(a, k, True), _strided_conv, x, w),
+                          (conv_s2_patch_dots, _strided_conv, x, w),
+                          (conv_transpose_patch_dots, lambda a, k: upsample2x(a, k, "transpose"),
                            h, w.transpose(0, 1, 3, 2))]:
     loss = lambda fn: (lambda a, k: jnp.sum(fn(a, k).astype(jnp.float32) ** 2))
     assert ours(a, k).dtype == jnp.bfloat16
@@ -258,60 +262,85 @@ def test_patch_convs_bfloat16_keep_dtypes():
                                  rtol=0.05, atol=0.05 * float(jnp.max(jnp.abs(r))))
 
 
-def test_conv_s2_patches_rejects_odd_sizes():
-  with pytest.raises(ValueError, match="even height and width"):
-    conv_s2_patches(jnp.ones((1, 7, 8, 1)), jnp.ones((4, 4, 1, 4)))
+def test_patch_forward_rejects_odd_sizes():
+  with pytest.raises(ValueError, match="even height and width.*patch_dots='off'"):
+    conv_s2_patch_dots(jnp.ones((1, 7, 8, 1)), jnp.ones((4, 4, 1, 4)), True)
 
 
 @pytest.mark.parametrize("channels", [1, 3])
-def test_image_convs_patches_is_the_same_dcgan(channels):
-  """model.image_convs='patches' changes how D's first and G's last layer are
-  computed, not the model: same parameter tree, same initial values (so
-  checkpoints load either way), same outputs and gradients."""
+def test_patch_dots_is_the_same_dcgan(channels):
+  """model.patch_dots changes how G's and D's convolutions are computed, not
+  the model: same parameter tree, same initial values (so checkpoints load
+  either way), same outputs and gradients."""
   z = jax.random.normal(jax.random.PRNGKey(0), (4, 16))
   x = jax.random.uniform(jax.random.PRNGKey(1), (4, 16, 16, channels), minval=-1)
   out = {}
-  for method in ("conv", "patches"):
-    G = DCGANGenerator(16, channels, base_features=8, image_convs=method, axis_name=None)
-    D = DCGANDiscriminator(16, base_features=8, image_convs=method, axis_name=None)
+  for on in (False, True):
+    G = DCGANGenerator(16, channels, base_features=8, upsample="transpose_wgrad",
+                       patch_dots=on, axis_name=None)
+    D = DCGANDiscriminator(16, base_features=8, patch_dots=on, axis_name=None)
     gv, dv = G.init(jax.random.PRNGKey(2), z), D.init(jax.random.PRNGKey(3), x)
     g_loss = lambda p: jnp.sum(jnp.sin(G.apply({**gv, "params": p}, z,
                                                mutable=["batch_stats"])[0]))
-    d_loss = lambda p: jnp.sum(jnp.sin(D.apply({**dv, "params": p}, x,
-                                               mutable=["batch_stats"])[0]))
-    out[method] = (gv, dv, G.apply(gv, z, mutable=["batch_stats"])[0],
-                   D.apply(dv, x, mutable=["batch_stats"])[0],
-                   jax.grad(g_loss)(gv["params"]), jax.grad(d_loss)(dv["params"]))
-  conv, patches = out["conv"], out["patches"]
-  assert patches[1]["params"]["Conv_0"]["kernel"].shape == (4, 4, channels, 8)
-  for a, b in zip(conv[:2], patches[:2]):
+    d_loss = lambda p, x: jnp.sum(jnp.sin(D.apply({**dv, "params": p}, x,
+                                                  mutable=["batch_stats"])[0]))
+    out[on] = (gv, dv, G.apply(gv, z, mutable=["batch_stats"])[0],
+               D.apply(dv, x, mutable=["batch_stats"])[0],
+               jax.grad(g_loss)(gv["params"]), jax.grad(d_loss, (0, 1))(dv["params"], x))
+  off, on = out[False], out[True]
+  assert on[1]["params"]["Conv_0"]["kernel"].shape == (4, 4, channels, 8)
+  for a, b in zip(off[:2], on[:2]):
     assert jax.tree.structure(a) == jax.tree.structure(b)
     for p, q in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
       np.testing.assert_array_equal(p, q)
-  for a, b in zip(conv[2:], patches[2:]):
+  for a, b in zip(off[2:], on[2:]):
     for p, q in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
       np.testing.assert_allclose(p, q, rtol=1e-4, atol=1e-5)
 
 
-def test_conv4x4s2_patches_under_shard_map_matches_conv():
-  """D's first layer in patch form crosses devices as the convolution does."""
+@pytest.mark.parametrize("channels,patch_forward", [(1, True), (8, False)])
+def test_conv4x4s2_under_shard_map_matches_nn_conv(channels, patch_forward):
+  """D's layers with patch-dot gradients cross devices as nn.Conv's do."""
   mesh = jax.make_mesh((4,), ("batch",))
-  x0 = jax.random.normal(jax.random.PRNGKey(0), (8, 8, 8, 1))
+  x0 = jax.random.normal(jax.random.PRNGKey(0), (8, 8, 8, channels))
   x = jax.device_put(x0, jax.sharding.NamedSharding(mesh, P("batch")))
   grads = []
-  for method in ("patches", "conv"):
-    layer = Conv4x4s2(8, method, use_bias=True)
+  for layer in (Conv4x4s2(8, patch_forward, use_bias=True),
+                nn.Conv(8, (4, 4), (2, 2), ((1, 1), (1, 1)), kernel_init=DCGAN_INIT)):
     params = layer.init(jax.random.PRNGKey(1), x0)
     loss = lambda p, x, layer=layer: jnp.mean(jnp.sin(layer.apply(p, x)) ** 2)
-    per_device = lambda p, x, loss=loss: jax.lax.pmean(jax.grad(loss)(p, x), "batch")
+
+    def per_device(p, x, loss=loss):
+      dp, dx = jax.grad(loss, (0, 1))(p, x)
+      return jax.lax.pmean(dp, "batch"), dx
     grads.append(jax.jit(jax.shard_map(per_device, mesh=mesh, in_specs=(P(), P("batch")),
-                                       out_specs=P()))(params, x)["params"])
+                                       out_specs=(P(), P("batch"))))(params, x))
   for a, b in zip(jax.tree.leaves(grads[0]), jax.tree.leaves(grads[1])):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
 
 
-@pytest.mark.parametrize("backend,method", [("cpu", "patches"), ("gpu", "conv"), ("tpu", "conv")])
-def test_auto_image_convs_per_backend(backend, method):
-  from gan_jax.models.layers import resolve_image_convs
-  assert resolve_image_convs("auto", backend) == method
-  assert resolve_image_convs("conv", "cpu") == "conv"
+@pytest.mark.parametrize("backend,on", [("cpu", True), ("gpu", False), ("tpu", False)])
+def test_auto_patch_dots_per_backend(backend, on):
+  from gan_jax.models.layers import resolve_patch_dots
+  assert resolve_patch_dots("auto", backend) is on
+  assert resolve_patch_dots("off", "cpu") is False and resolve_patch_dots("on", "gpu") is True
+
+
+def test_patch_dots_take_a_replicated_input_under_shard_map():
+  """A replicated batch through per-device parameters (as when a test feeds D
+  a fixed batch): the input gradient is summed over devices as autodiff's is."""
+  mesh = jax.make_mesh((4,), ("batch",))
+  x = jax.random.normal(jax.random.PRNGKey(0), (2, 8, 8, 1))
+  grads = []
+  for layer in (Conv4x4s2(8, True, use_bias=True),
+                nn.Conv(8, (4, 4), (2, 2), ((1, 1), (1, 1)), kernel_init=DCGAN_INIT)):
+    params = layer.init(jax.random.PRNGKey(1), x)
+    loss = lambda p, x, layer=layer: jnp.mean(jnp.sin(layer.apply(p, x)) ** 2)
+
+    def per_device(p, x, loss=loss):
+      p = jax.tree.map(lambda a: jax.lax.pcast(a, "batch", to="varying"), p)
+      return jax.tree.map(lambda g: jax.lax.pmean(g, "batch"), jax.grad(loss, (0, 1))(p, x))
+    grads.append(jax.jit(jax.shard_map(per_device, mesh=mesh, in_specs=(P(), P()),
+                                       out_specs=P()))(params, x))
+  for a, b in zip(jax.tree.leaves(grads[0]), jax.tree.leaves(grads[1])):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)

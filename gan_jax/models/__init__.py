@@ -4,7 +4,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 from gan_jax.models.dcgan import DCGANDiscriminator, DCGANGenerator, dcgan_plan
-from gan_jax.models.layers import resolve_image_convs, resolve_upsample
+from gan_jax.models.layers import resolve_patch_dots, resolve_upsample
 from gan_jax.models.mlp import MLPDiscriminator, MLPGenerator
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
@@ -21,10 +21,10 @@ def _mlp(config):
 def _dcgan(config):
   d, m = config.data, config.model
   dtype = DTYPES[config.train.compute_dtype]
-  image_convs = resolve_image_convs(m.get("image_convs", "auto"))
+  patch_dots = resolve_patch_dots(m.get("patch_dots", "auto"))
   return (DCGANGenerator(d.image_size, d.channels, m.g_features,
-                         resolve_upsample(m.upsample), m.g_output, image_convs, dtype=dtype),
-          DCGANDiscriminator(d.image_size, m.d_features, image_convs, dtype=dtype))
+                         resolve_upsample(m.upsample), m.g_output, patch_dots, dtype=dtype),
+          DCGANDiscriminator(d.image_size, m.d_features, patch_dots, dtype=dtype))
 
 
 MODELS = {"mlp": _mlp, "dcgan": _dcgan}

@@ -14,7 +14,7 @@ from typing import Any
 import jax.numpy as jnp
 import flax.linen as nn
 
-from gan_jax.models.layers import DCGAN_INIT, IMAGE_CONV_MAX_CHANNELS, Conv4x4s2, Upsample2x
+from gan_jax.models.layers import DCGAN_INIT, IMAGE_MAX_CHANNELS, Conv4x4s2, Upsample2x
 
 
 def dcgan_plan(image_size: int) -> tuple[int, int]:
@@ -42,7 +42,7 @@ class DCGANGenerator(nn.Module):
   base_features: int = 64
   upsample: str = "subpixel"
   output: str = "tanh"  # 'linear' drops the final tanh (config.model.g_output)
-  image_convs: str = "conv"  # 'patches': the image layer as a patch dot (layers.py)
+  patch_dots: bool = False  # the image layer as patch dots (layers.py)
   axis_name: str | None = "batch"
   dtype: Any = jnp.float32
 
@@ -58,7 +58,7 @@ class DCGANGenerator(nn.Module):
       x = Upsample2x(self.base_features * 2 ** (n - 2 - i), self.upsample,
                      dtype=self.dtype)(x)
       x = nn.relu(_bn(train, self.axis_name, self.dtype)(x))
-    patches = self.image_convs == "patches" and self.channels <= IMAGE_CONV_MAX_CHANNELS
+    patches = self.patch_dots and self.channels <= IMAGE_MAX_CHANNELS
     x = Upsample2x(self.channels, "patches" if patches else self.upsample, use_bias=True,
                    dtype=self.dtype)(x)
     x = x.astype(jnp.float32)
@@ -68,7 +68,7 @@ class DCGANGenerator(nn.Module):
 class DCGANDiscriminator(nn.Module):
   image_size: int
   base_features: int = 64
-  image_convs: str = "conv"  # 'patches': the first layer as a patch dot (layers.py)
+  patch_dots: bool = False  # input gradients (and the image layer) as patch dots (layers.py)
   axis_name: str | None = "batch"
   dtype: Any = jnp.float32
 
@@ -78,8 +78,9 @@ class DCGANDiscriminator(nn.Module):
     x = x.astype(self.dtype)
     for i in range(n):
       feats, name = self.base_features * 2 ** i, f"Conv_{i}"  # the parameter tree's names
-      if i == 0 and self.image_convs == "patches" and x.shape[-1] <= IMAGE_CONV_MAX_CHANNELS:
-        x = Conv4x4s2(feats, "patches", use_bias=True, dtype=self.dtype, name=name)(x)
+      if self.patch_dots:
+        image = i == 0 and x.shape[-1] <= IMAGE_MAX_CHANNELS
+        x = Conv4x4s2(feats, image, use_bias=(i == 0), dtype=self.dtype, name=name)(x)
       else:
         x = nn.Conv(feats, (4, 4), (2, 2), ((1, 1), (1, 1)), use_bias=(i == 0),
                     kernel_init=DCGAN_INIT, dtype=self.dtype, name=name)(x)

@@ -42,6 +42,12 @@ give the same function and the same gradients (tested to float precision):
   function class and parameter count are exactly those of the transposed
   convolution.
 
+Separately, ``model.patch_dots`` (on under ``"auto"`` on CPU) computes parts of
+DCGAN's k4-s2-p1 layers as dots over gathered 4x4 patches (see "Patch dots"
+below): every strided convolution's input gradient, and the forward and input
+gradient of the image layers (D's first, G's last, at most IMAGE_MAX_CHANNELS
+channels on the image side; G's last layer then ignores ``model.upsample``).
+
 ``"auto"`` picks ``"transpose_wgrad"`` on CPU and GPU: on XLA:CPU the step ran
 ~9% faster than under ``"subpixel"``, on an H100 1.4x (batch 64) and 2.0x
 (batch 256) faster than under ``"transpose"``. TPUs keep ``"transpose"`` until
@@ -49,6 +55,7 @@ give the same function and the same gradients (tested to float precision):
 """
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import jax
@@ -149,11 +156,19 @@ def _varying_like(k: jax.Array, x: jax.Array) -> jax.Array:
   return lax.pcast(k, extra, to="varying") if extra else k
 
 
+def _both_varying(x: jax.Array, k: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """`x` and `k` cast to per-device along every axis either varies over: a
+  replicated input that meets a per-device kernel (e.g. a replicated batch
+  through D's per-device parameters) gets the cast autodiff would add, whose
+  transpose sums its gradient over devices."""
+  return _varying_like(x, k), _varying_like(k, x)
+
+
 def conv_valid_dot_wgrad(x: jax.Array, k: jax.Array) -> jax.Array:
   """Stride-1 VALID NHWC convolution whose kernel gradient is a sum over the
   kh * kw taps of dots contracting batch and space (the same numbers as the
   autodiff gradient, computed the way XLA:CPU runs fastest)."""
-  return _conv_valid_dot_wgrad(x, _varying_like(k, x))
+  return _conv_valid_dot_wgrad(*_both_varying(x, k))
 
 
 def _conv_transpose(x, w):
@@ -198,27 +213,36 @@ def conv_transpose_wgrad(x: jax.Array, w: jax.Array) -> jax.Array:
   strided convolution it transposes: the input gradient as its forward, the
   kernel gradient as its weight gradient (same numbers as autodiff). See the
   module docstring for the derivation."""
-  return _conv_transpose_wgrad(x, _varying_like(w, x))
+  return _conv_transpose_wgrad(*_both_varying(x, w))
 
 
 # ---------------------------------------------------------------------------
-# The image-side layers (D's first convolution, G's last up-convolution) as dots
-# over gathered patches. With 1 or 3 image channels these convolutions have
-# K = 16 or 48 taps x channels; XLA:CPU's convolution ran them at ~30 GFLOP/s
-# (0.7-0.9 ms for D's 1->64 layer at batch 64), the patch dot in 0.2-0.3 ms.
+# Patch dots: parts of the k4-s2-p1 convolutions as dots over gathered 4x4
+# patches, where XLA:CPU's convolution measured slower (BENCHMARKS.md, MNIST
+# DCGAN at batch 64 on 2 cores):
+# * the transposed convolution that is a strided convolution's input gradient
+#   (lhs-dilated in XLA): one dot gives each pixel of dy its 4x4 window of
+#   input-gradient contributions, which are then overlap-added. 4.3 against
+#   5.2 ms for D's 64->128 layer alone; the step ran 4% faster at batch 64, 17%
+#   at batch 256 and 15% on 64x64 RGB;
+# * layers with 1 or 3 image channels (D's first, G's last), whose forward and
+#   input gradient have only 16 or 48 taps x channels: XLA's convolution ran
+#   them at ~30 GFLOP/s (0.6-0.9 ms for D's 1->64 layer), the dots in 0.2-0.3
+#   ms; the step ran 5% faster.
+# Weight gradients stay XLA's convolution, which beat the patch form; so do
+# the forwards of the wide layers (XLA 4.1 against 7.1 ms for D's 64->128).
 
-IMAGE_CONVS = ("auto", "patches", "conv")
-# A k4-s2-p1 convolution whose image side has at most this many channels takes
-# the patch form under model.image_convs='patches'.
-IMAGE_CONV_MAX_CHANNELS = 4
+PATCH_DOTS = ("auto", "on", "off")
+# A layer whose image side has at most this many channels is an image layer.
+IMAGE_MAX_CHANNELS = 4
 
 
-def resolve_image_convs(method: str, backend: str | None = None) -> str:
-  """'auto' -> 'patches' on CPU (measured faster there), 'conv' elsewhere (GPU
-  and TPU: not measured)."""
-  if method == "auto":
-    return "patches" if (backend or jax.default_backend()) == "cpu" else "conv"
-  return method
+def resolve_patch_dots(setting: str, backend: str | None = None) -> bool:
+  """'auto' -> on for CPU (measured faster there), off elsewhere (GPU and TPU
+  run cuDNN / their own convolutions; not measured)."""
+  if setting == "auto":
+    return (backend or jax.default_backend()) == "cpu"
+  return setting == "on"
 
 
 def _s2_kernel_matrix(w):
@@ -235,7 +259,7 @@ def _s2_patches(x):
   n, h, w, c = x.shape
   if h % 2 or w % 2:
     raise ValueError(f"the patch form of the k4-s2-p1 convolution needs an even height and "
-                     f"width, got {h}x{w}; use model.image_convs='conv'")
+                     f"width, got {h}x{w}; use model.patch_dots='off'")
   hb, wb = h // 2 + 1, w // 2 + 1
   xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
   s = xp.reshape(n, hb, 2, wb, 2, c).transpose(0, 1, 3, 2, 4, 5).reshape(n, hb, wb, 4 * c)
@@ -248,40 +272,12 @@ def _patch_dot(x, w):
   return jnp.einsum("nhwk,ko->nhwo", _s2_patches(x), _s2_kernel_matrix(w))
 
 
-@jax.custom_vjp
-def _conv_s2_patches(x, w):
-  return _patch_dot(x, w)
-
-
-def _cs2p_fwd(x, w):
-  return _patch_dot(x, w), (x, w)
-
-
-def _cs2p_bwd(res, dy):
-  x, w = res
-  # dx: the patch dot's transpose (a dot, then the patches scattered back);
-  # dw: XLA's convolution weight gradient, which beat the patch form's
-  # (0.3-0.5 against 0.55-0.67 ms for D's 1->64 layer at batch 64).
-  dx = jax.vjp(lambda x: _patch_dot(x, w), x)[1](dy)[0]
-  dw = jax.vjp(lambda w: _conv_s2(x, w), w)[1](dy)[0]
-  return dx, dw
-
-
-_conv_s2_patches.defvjp(_cs2p_fwd, _cs2p_bwd)
-
-
-def conv_s2_patches(x: jax.Array, w: jax.Array) -> jax.Array:
-  """The k4-s2-p1 convolution `_conv_s2(x, w)`, computed as a dot over
-  gathered 4x4 patches (for inputs with few channels)."""
-  return _conv_s2_patches(x, _varying_like(w, x))
-
-
 def _transpose_patch_dot(x, w):
   """The k4-s2-p1 transposed convolution (kernel (4, 4, Ci, Co)), the transpose
-  of `_patch_dot`: one dot gives each input pixel's 4x4 output window (16 Co
-  channels), and the windows are overlap-added. In the output padded by 1 px,
-  kernel tap (2a + p, 2b + q) of input pixel (i, j) lands in 2x2 block
-  (i + a, j + b), at phase (p, q)."""
+  of `_patch_dot` with the kernel's channel axes swapped: one dot gives each
+  input pixel its 4x4 output window (16 Co channels), and the windows are
+  overlap-added. In the output padded by 1 px, kernel tap (2a + p, 2b + q) of
+  input pixel (i, j) lands in 2x2 block (i + a, j + b), at phase (p, q)."""
   n, h, wd, ci = x.shape
   co = w.shape[3]
   k = w.reshape(2, 2, 2, 2, ci, co).transpose(4, 0, 2, 1, 3, 5).reshape(ci, 16 * co)
@@ -292,40 +288,77 @@ def _transpose_patch_dot(x, w):
   return out.reshape(n, 2 * h + 2, 2 * wd + 2, co)[:, 1:-1, 1:-1]
 
 
+_SWAP = (0, 1, 3, 2)  # a kernel's channel axes swapped: (4, 4, Ci, Co) -> (4, 4, Co, Ci)
+
+
+def _s2_weight_grad(x, w, dy):
+  """XLA's weight gradient of conv_s2 at input x and output cotangent dy.
+  (It does not depend on w's value; w is passed so that the kernel keeps its
+  per-device type under shard_map. XLA drops the unused forward.)"""
+  return jax.vjp(lambda v: _conv_s2(x, v), w)[1](dy)[0]
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _conv_s2_pd(x, w, patch_forward: bool):
+  return _patch_dot(x, w) if patch_forward else _conv_s2(x, w)
+
+
+def _cs2pd_fwd(x, w, patch_forward):
+  return _conv_s2_pd(x, w, patch_forward), (x, w)
+
+
+def _cs2pd_bwd(patch_forward, res, dy):
+  x, w = res
+  # The input gradient conv_s2^T(dy) is the transposed convolution with the
+  # kernel's channel axes swapped.
+  dx = _transpose_patch_dot(dy, w.transpose(_SWAP))
+  return dx.astype(x.dtype), _s2_weight_grad(x, w, dy).astype(w.dtype)
+
+
+_conv_s2_pd.defvjp(_cs2pd_fwd, _cs2pd_bwd)
+
+
+def conv_s2_patch_dots(x: jax.Array, w: jax.Array, patch_forward: bool = False) -> jax.Array:
+  """The k4-s2-p1 convolution `_conv_s2(x, w)` with its input gradient as a
+  patch dot, and with the forward too if `patch_forward` (for inputs with few
+  channels); the weight gradient is XLA's. Same numbers as autodiff."""
+  return _conv_s2_pd(*_both_varying(x, w), patch_forward)
+
+
 @jax.custom_vjp
-def _conv_transpose_patches(x, w):
+def _conv_transpose_pd(x, w):
   return _transpose_patch_dot(x, w)
 
 
-def _ctp_fwd(x, w):
+def _ctpd_fwd(x, w):
   return _transpose_patch_dot(x, w), (x, w)
 
 
-def _ctp_bwd(res, dy):
+def _ctpd_bwd(res, dy):
   x, w = res
   # As in _ctw_bwd: the input gradient is the strided convolution of dy with
-  # w (here as a patch dot, dy having few channels), the kernel gradient that
+  # w (here as a patch dot: dy has few channels), the kernel gradient that
   # convolution's weight gradient at cotangent x, channel axes swapped.
-  swap = (0, 1, 3, 2)
-  wt = w.transpose(swap)
+  wt = w.transpose(_SWAP)
   dx = _patch_dot(dy, wt)
-  dv = jax.vjp(lambda v: _conv_s2(dy, v), wt)[1](x.astype(dx.dtype))[0]
-  return dx.astype(x.dtype), dv.transpose(swap).astype(w.dtype)
+  dv = _s2_weight_grad(dy, wt, x.astype(dx.dtype))
+  return dx.astype(x.dtype), dv.transpose(_SWAP).astype(w.dtype)
 
 
-_conv_transpose_patches.defvjp(_ctp_fwd, _ctp_bwd)
+_conv_transpose_pd.defvjp(_ctpd_fwd, _ctpd_bwd)
 
 
-def conv_transpose_patches(x: jax.Array, w: jax.Array) -> jax.Array:
-  """The k4-s2-p1 transposed convolution computed through patch dots (for
-  outputs with few channels); same numbers as `_conv_transpose(x, w)`."""
-  return _conv_transpose_patches(x, _varying_like(w, x))
+def conv_transpose_patch_dots(x: jax.Array, w: jax.Array) -> jax.Array:
+  """The k4-s2-p1 transposed convolution with the forward and the input
+  gradient as patch dots (for outputs with few channels) and XLA's weight
+  gradient; same numbers as autodiff of `_conv_transpose(x, w)`."""
+  return _conv_transpose_pd(*_both_varying(x, w))
 
 
 def upsample2x(x: jax.Array, w: jax.Array, method: str) -> jax.Array:
   """Applies the k4-s2-p1 transposed convolution `w` to NHWC `x`."""
   if method == "patches":
-    return conv_transpose_patches(x, w)
+    return conv_transpose_patch_dots(x, w)
   if method == "subpixel" and w.shape[-1] >= WINDOW_MIN_FEATURES:
     xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
     return depth_to_space(conv_valid_dot_wgrad(xp, window_kernel(w)))[:, 1:-1, 1:-1]
@@ -358,19 +391,19 @@ class Upsample2x(nn.Module):
 
 
 class Conv4x4s2(nn.Module):
-  """DCGAN's 4x4 stride-2 convolution with padding 1 (as
-  ``nn.Conv(features, (4, 4), (2, 2), ((1, 1), (1, 1)))``, same parameters),
-  computed by XLA's convolution (method 'conv') or as a patch dot ('patches')."""
+  """DCGAN's 4x4 stride-2 convolution with padding 1 and patch-dot gradients:
+  the parameters of ``nn.Conv(features, (4, 4), (2, 2), ((1, 1), (1, 1)))``,
+  the input gradient as a patch dot, and the forward as one too if
+  `patch_forward` (image layers)."""
   features: int
-  method: str = "conv"
+  patch_forward: bool = False
   use_bias: bool = False
   dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x):
     w = self.param("kernel", DCGAN_INIT, (4, 4, x.shape[-1], self.features), jnp.float32)
-    x, w = x.astype(self.dtype), w.astype(self.dtype)
-    y = conv_s2_patches(x, w) if self.method == "patches" else _conv_s2(x, w)
+    y = conv_s2_patch_dots(x.astype(self.dtype), w.astype(self.dtype), self.patch_forward)
     if self.use_bias:
       y = y + self.param("bias", nn.initializers.zeros, (self.features,)).astype(self.dtype)
     return y
