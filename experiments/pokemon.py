@@ -4,8 +4,10 @@
     --config.data.path=../shared/data/pokemon
 
 Images are resized and centre-cropped to 64x64 at load time. Measured on the
-2-core CPU (batch 64): 0.72 steps/s on an idle machine (2026-11-26: 100 steps
-in about 2.5 minutes; the step-100 grid shows pale backgrounds with dark,
+2-core CPU (batch 64): the step alone at 0.87 steps/s with the CPU default
+model.patch_dots, against 0.76 without (same-process A/B, BENCHMARKS.md
+"Eleventh session"). Before the patch dots: 0.72 steps/s on an idle machine
+(2026-11-26: 100 steps in about 2.5 minutes; the step-100 grid shows pale backgrounds with dark,
 checkerboard-textured blobs in the centre), 0.24-0.34 steps/s while other jobs
 shared it (400 steps in 23 minutes). By 400 steps the samples have learned
 the white background and show centred, multicoloured blobs with checkerboard

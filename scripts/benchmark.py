@@ -32,9 +32,10 @@ the compiled program (the CPU default 'transpose_wgrad' executes what a
 transposed convolution does; under model.upsample=subpixel the 2x2 window
 executes ~12% more); on a GPU, where XLA does not count cuDNN's
 convolutions, the same step compiled for a CPU (flops_counted_from says which).
-XLA counts only the taps that land on the input, not on padding: 9.10 GFLOP
-for the MNIST DCGAN at batch 64 with transposed convolutions, where torch's
-FlopCounterMode counts 10.37.
+XLA counts only the convolution taps that land on the input, not on padding:
+9.10 GFLOP for the MNIST DCGAN at batch 64 with transposed convolutions, where
+torch's FlopCounterMode counts 10.37; the CPU default's patch dots
+(model.patch_dots) multiply the padding taps too, and count 9.47.
 
 Data are synthetic uniform uint8 images of the config's shape (throughput does
 not depend on pixel values), so no dataset is needed; --real_data loads
