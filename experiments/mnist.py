@@ -10,20 +10,23 @@ Offline, on the 10,000-digit MNIST test set in IDX files:
     --config.data.source=idx --config.data.split=test \
     --config.data.path=../shared/data/mnist --config.train.num_steps=2000
 
-On a 2-core CPU (batch 64) the training step alone runs at 13-14 steps/s on an
-idle machine (scripts/benchmark.py; 9-10 before the CPU changes of
-2026-11-26, BENCHMARKS.md "Eighth session"), and at about half that while
-other jobs share the cores. With --config.eval.every=1000
---config.train.log_every=50, 2,000 steps with two evaluations took 159 s
-(seed 0), and the logged rate was ~13 steps/s. Digits are recognisable in
-samples/ from ~1,000 steps on; at 2,000 about half of the 64 samples are
+On a 2-core CPU (batch 64) the training step alone runs at ~15 steps/s on an
+idle machine (scripts/benchmark.py; 13-14 before the patch dots of
+model.patch_dots, BENCHMARKS.md "Eleventh session", and 9-10 before the CPU
+changes of the "Eighth session"), and at about half that while other jobs
+share the cores. With --config.eval.every=1000 --config.train.log_every=50,
+2,000 steps with two evaluations took 158 s (seed 0, 2026-11-26, with the
+patch dots), and the logged rate was 13-16 steps/s. Digits are recognisable
+in samples/ from ~1,000 steps on; at 2,000 about half of the 64 samples are
 clear digits and the rest digit-like strokes. The evaluation is
 FID/KID/IS/precision/recall on LeNet features (real-vs-real FID floor 7.1).
-With seeds 0 and 1 that run measured FID 149.9/97.2 and 152.1/99.6 at steps
-1,000/2,000 (precision/recall at 2,000: 0.66/0.70 and 0.63/0.78).
-Each change of the CPU up-convolution's form keeps the function but changes
-its rounding, and so the trajectory. Earlier forms measured 139 and 90 (the
-first), and 139.9/100.3 and 136.6/96.1 (`subpixel`). With `subpixel`,
+That run measured FID 140.7/87.9 at steps 1,000/2,000 (precision/recall at
+2,000: 0.64/0.74).
+Each change of the CPU convolutions' form keeps the function but changes
+their rounding, and so the trajectory. Earlier forms measured, for seeds 0
+and 1, 149.9/97.2 and 152.1/99.6 (`transpose_wgrad` without patch dots;
+precision/recall at 2,000: 0.66/0.70 and 0.63/0.78), 139 and 90 (the first
+form), and 139.9/100.3 and 136.6/96.1 (`subpixel`). With `subpixel`,
 --config.train.compute_dtype=bfloat16 gave 144.2/102.7 and 147.2/99.1; it is
 no faster on a CPU (see BENCHMARKS.md).
 
