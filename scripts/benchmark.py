@@ -246,7 +246,7 @@ def check_compare(config) -> None:
 def benchmark(config) -> dict:
   import jax
   from gan_jax.config import ConfigError, validate
-  from gan_jax.models.layers import resolve_upsample
+  from gan_jax.models.layers import resolve_patch_dots, resolve_upsample
   validate(config, jax.device_count())
   if FLAGS.compare == "torch":
     check_compare(config)
@@ -348,6 +348,7 @@ def benchmark(config) -> dict:
       "jax_cpu_ms_per_step": statistics.median(cpu_ms["jax"]),
       "torch_cpu_ms_per_step": None if torch_sps is None else statistics.median(cpu_ms["torch"]),
       "upsample": resolve_upsample(config.model.upsample),
+      "patch_dots": resolve_patch_dots(config.model.get("patch_dots", "auto")),
       "xla_flags": os.environ.get("XLA_FLAGS", ""),
       "cpu_count": os.cpu_count(),
       "usable_cpus": _usable_cpus(),

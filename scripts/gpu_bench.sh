@@ -13,7 +13,8 @@
 # before 2026-11-26's ninth session (model.upsample=transpose: b*_k10_eager_tr,
 # b*_k10_profile_tr, trace to OUT_DIR/trace_bB_tr.json.gz), JAX alone at
 # batch 64 with 1, 10, 50 and 100 steps per call and 200 steps traced at 50
-# (b64_k*_jax, b64_k50_profile: is the step bound by the host?), against
+# (b64_k*_jax, b64_k50_profile: is the step bound by the host?), JAX alone
+# with the CPU's patch dots switched on (b*_k10_pd), against
 # torch.compile in default mode, reduce-overhead (CUDA graphs) and max-autotune
 # (b*_k10_compile, b*_k10_compile_ro, b*_k10_compile_ma). Every run's full
 # output is appended to OUT_DIR/bench.log and its JSON line (with the run's
@@ -122,6 +123,12 @@ for b in 64 256; do
   bench "b${b}_k10_eager_tr" 120 --config.train.batch_size=$b --compare=torch $k10 \
     --config.model.upsample=transpose
   profile $b _tr --config.model.upsample=transpose
+done
+# The CPU's patch dots (model.patch_dots=on; 'auto' keeps them off on GPUs),
+# JAX alone: compare with b64_k10_jax and the JAX-alone part of
+# b256_k10_profile.
+for b in 64 256; do
+  bench "b${b}_k10_pd" 90 --config.train.batch_size=$b $k10 --config.model.patch_dots=on
 done
 # Is batch 64 bound by the host? JAX alone at 1, 10, 50 and 100 steps per
 # call with 1,000 steps a block (b64_kK_jax), and 200 steps traced at K=50

@@ -243,7 +243,8 @@ def test_gpu_bench_script_runs_the_named_runs_and_tabulates(tmp_path):
   # scripts/gpu_bench.sh is what a lent GPU runs; here its JAX-only runs on a
   # tiny model, selected by RUNS, must each leave one JSON row and a table line.
   env = {**os.environ, "PYTHON": sys.executable, "STEPS": "2", "ROUNDS": "1",
-         "RUNS": "b64_k10_bf16 b256_k10_bf16 b64_k10_profile b64_k10_profile_tr b64_k1_jax",
+         "RUNS": "b64_k10_bf16 b256_k10_bf16 b64_k10_profile b64_k10_profile_tr b64_k1_jax "
+                 "b64_k10_pd",
          # --steps=2 last: the host-bound runs ask for 1,000 steps a block
          "EXTRA": " ".join(TINY[1:5] + ["--warmup=1", "--synthetic_examples=300",
                                         "--steps=2"])}
@@ -252,7 +253,7 @@ def test_gpu_bench_script_runs_the_named_runs_and_tabulates(tmp_path):
   assert proc.returncode == 0, proc.stderr[-3000:]
   rows = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
   assert [r["name"] for r in rows] == ["b64_k10_bf16", "b256_k10_bf16", "b64_k10_profile",
-                                       "b64_k10_profile_tr", "b64_k1_jax"]
+                                       "b64_k10_profile_tr", "b64_k10_pd", "b64_k1_jax"]
   for row, batch in zip(rows[:2], (64, 256)):
     r = row["result"]
     assert r["batch_size"] == batch and r["steps_per_call"] == 10
@@ -270,15 +271,19 @@ def test_gpu_bench_script_runs_the_named_runs_and_tabulates(tmp_path):
       tr["profile_trace"]["path"], "rb").read()
   assert "--config.model.upsample=transpose" in rows[3]["command"].split()
   assert "upsample" not in rows[2]["command"]
+  # the patch-dot run names its setting (on here; 'auto' is on for CPU too)
+  assert "--config.model.patch_dots=on" in rows[4]["command"].split()
+  assert rows[4]["result"]["patch_dots"] is True and rows[2]["result"]["patch_dots"] is True
+  assert "patch_dots" not in rows[2]["command"]
   # the host-bound check's K=1 run: JAX alone, one step per call, batch 64
-  k1 = rows[4]["result"]
+  k1 = rows[5]["result"]
   assert k1["steps_per_call"] == 1 and k1["batch_size"] == 64 and k1["torch_steps_per_sec"] is None
-  assert "--steps=1000" in rows[4]["command"].split()
+  assert "--steps=1000" in rows[5]["command"].split()
   table = proc.stdout.strip().splitlines()
-  assert table[-6].split()[:2] == ["run", "jax"]
-  assert [line.split()[0] for line in table[-5:]] == ["b64_k10_bf16", "b256_k10_bf16",
+  assert table[-7].split()[:2] == ["run", "jax"]
+  assert [line.split()[0] for line in table[-6:]] == ["b64_k10_bf16", "b256_k10_bf16",
                                                       "b64_k10_profile", "b64_k10_profile_tr",
-                                                      "b64_k1_jax"]
+                                                      "b64_k10_pd", "b64_k1_jax"]
   assert "b64_k1_eager" not in (tmp_path / "bench.log").read_text()
 
 
