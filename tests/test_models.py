@@ -298,12 +298,17 @@ def test_patch_dots_is_the_same_dcgan(channels):
       np.testing.assert_allclose(p, q, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("channels,patch_forward", [(1, True), (8, False)])
-def test_conv4x4s2_under_shard_map_matches_nn_conv(channels, patch_forward):
-  """D's layers with patch-dot gradients cross devices as nn.Conv's do."""
+@pytest.mark.parametrize("channels,patch_forward,replicated",
+                         [(1, True, False), (8, False, False), (1, True, True)])
+def test_conv4x4s2_under_shard_map_matches_nn_conv(channels, patch_forward, replicated):
+  """D's layers with patch-dot gradients cross devices as nn.Conv's do, with
+  the batch split over the devices or replicated on each (as when a test
+  feeds D a fixed batch: the input gradient is then summed over devices, as
+  autodiff's is)."""
   mesh = jax.make_mesh((4,), ("batch",))
   x0 = jax.random.normal(jax.random.PRNGKey(0), (8, 8, 8, channels))
-  x = jax.device_put(x0, jax.sharding.NamedSharding(mesh, P("batch")))
+  spec = P() if replicated else P("batch")
+  x = jax.device_put(x0, jax.sharding.NamedSharding(mesh, spec))
   grads = []
   for layer in (Conv4x4s2(8, patch_forward, use_bias=True),
                 nn.Conv(8, (4, 4), (2, 2), ((1, 1), (1, 1)), kernel_init=DCGAN_INIT)):
@@ -311,10 +316,11 @@ def test_conv4x4s2_under_shard_map_matches_nn_conv(channels, patch_forward):
     loss = lambda p, x, layer=layer: jnp.mean(jnp.sin(layer.apply(p, x)) ** 2)
 
     def per_device(p, x, loss=loss):
+      p = jax.tree.map(lambda a: jax.lax.pcast(a, "batch", to="varying"), p)
       dp, dx = jax.grad(loss, (0, 1))(p, x)
-      return jax.lax.pmean(dp, "batch"), dx
-    grads.append(jax.jit(jax.shard_map(per_device, mesh=mesh, in_specs=(P(), P("batch")),
-                                       out_specs=(P(), P("batch"))))(params, x))
+      return jax.lax.pmean(dp, "batch"), jax.lax.pmean(dx, "batch") if replicated else dx
+    grads.append(jax.jit(jax.shard_map(per_device, mesh=mesh, in_specs=(P(), spec),
+                                       out_specs=(P(), spec)))(params, x))
   for a, b in zip(jax.tree.leaves(grads[0]), jax.tree.leaves(grads[1])):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
 
@@ -324,23 +330,3 @@ def test_auto_patch_dots_per_backend(backend, on):
   from gan_jax.models.layers import resolve_patch_dots
   assert resolve_patch_dots("auto", backend) is on
   assert resolve_patch_dots("off", "cpu") is False and resolve_patch_dots("on", "gpu") is True
-
-
-def test_patch_dots_take_a_replicated_input_under_shard_map():
-  """A replicated batch through per-device parameters (as when a test feeds D
-  a fixed batch): the input gradient is summed over devices as autodiff's is."""
-  mesh = jax.make_mesh((4,), ("batch",))
-  x = jax.random.normal(jax.random.PRNGKey(0), (2, 8, 8, 1))
-  grads = []
-  for layer in (Conv4x4s2(8, True, use_bias=True),
-                nn.Conv(8, (4, 4), (2, 2), ((1, 1), (1, 1)), kernel_init=DCGAN_INIT)):
-    params = layer.init(jax.random.PRNGKey(1), x)
-    loss = lambda p, x, layer=layer: jnp.mean(jnp.sin(layer.apply(p, x)) ** 2)
-
-    def per_device(p, x, loss=loss):
-      p = jax.tree.map(lambda a: jax.lax.pcast(a, "batch", to="varying"), p)
-      return jax.tree.map(lambda g: jax.lax.pmean(g, "batch"), jax.grad(loss, (0, 1))(p, x))
-    grads.append(jax.jit(jax.shard_map(per_device, mesh=mesh, in_specs=(P(), P()),
-                                       out_specs=P()))(params, x))
-  for a, b in zip(jax.tree.leaves(grads[0]), jax.tree.leaves(grads[1])):
-    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
