@@ -8,14 +8,15 @@ Offline, on the 10,000-digit MNIST test set in IDX files:
 
   python -m gan_jax.main --config=experiments/mnist.py --workdir=/tmp/m \
     --config.data.source=idx --config.data.split=test \
-    --config.data.path=../shared/data/mnist --config.train.num_steps=2000
+    --config.data.path=../shared/data/mnist --config.train.num_steps=2000 \
+    --config.eval.every=1000 --config.train.log_every=50
 
 On a 2-core CPU (batch 64) the training step alone runs at ~15 steps/s on an
 idle machine (scripts/benchmark.py; 13-14 before the patch dots of
 model.patch_dots, BENCHMARKS.md "Eleventh session", and 9-10 before the CPU
 changes of the "Eighth session"), and at about half that while other jobs
-share the cores. With --config.eval.every=1000 --config.train.log_every=50,
-2,000 steps with two evaluations took 158 s (seed 0, 2026-11-26, with the
+share the cores. That command (evaluation is off unless eval.every > 0)
+took 158 s for its 2,000 steps and two evaluations (seed 0, 2026-11-26, with the
 patch dots), and the logged rate was 13-16 steps/s. Digits are recognisable
 in samples/ from ~1,000 steps on; at 2,000 about half of the 64 samples are
 clear digits and the rest digit-like strokes. The evaluation is
@@ -28,7 +29,7 @@ and 1, 149.9/97.2 and 152.1/99.6 (`transpose_wgrad` without patch dots;
 precision/recall at 2,000: 0.66/0.70 and 0.63/0.78), 139 and 90 (the first
 form), and 139.9/100.3 and 136.6/96.1 (`subpixel`). With `subpixel`,
 --config.train.compute_dtype=bfloat16 gave 144.2/102.7 and 147.2/99.1; it is
-no faster on a CPU (see BENCHMARKS.md).
+slower on a CPU (see BENCHMARKS.md).
 
 On one NVIDIA H200 the training step alone (scripts/benchmark.py, no logging,
 sampling or evaluation) ran at ~890-980 steps/s at batch 64 and ~490 at batch
