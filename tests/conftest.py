@@ -30,6 +30,9 @@ def tiny_config(**overrides):
   c.train.sample_every = 4
   c.checkpoint.every = 4
   for key, value in overrides.items():
+    if "." not in key:  # a top-level setting, e.g. seed
+      c[key] = value
+      continue
     section, name = key.split(".")
     c[section][name] = value
   return c
