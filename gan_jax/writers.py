@@ -57,8 +57,13 @@ class Writer:
   def __init__(self, workdir: str, resume_step: int = 0):
     self.workdir = workdir
     self.jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a", buffering=1)
+    # The event file's name holds the time in whole seconds and the host. A
+    # nanosecond suffix keeps a writer opened within the same second (a quick
+    # resume) from overwriting the earlier file, and keeps the files in time
+    # order, which TensorBoard reads them in (and so applies the purge after).
     self.tb = _summary_writer_cls()(os.path.join(workdir, "tensorboard"),
-                                    purge_step=resume_step + 1 if resume_step else None)
+                                    purge_step=resume_step + 1 if resume_step else None,
+                                    filename_suffix=f".{time.time_ns()}")
 
   def scalars(self, step: int, values: dict) -> None:
     row = {"step": int(step), **{k: float(v) for k, v in values.items()}}

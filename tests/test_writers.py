@@ -1,0 +1,56 @@
+"""Workdir writers: the sample grid's exact layout, and a resumed run's logs
+(TensorBoard and metrics.jsonl) holding each step once."""
+import json
+
+import numpy as np
+
+from gan_jax.writers import Writer, image_grid, save_png
+
+
+def test_image_grid_places_each_image_in_its_cell_row_major():
+  # Three 2x3 images of -1, 0 and 1 in 2 columns, with 1 px of white between
+  # and around the cells: [-1, 1] maps to 0..255 (0 -> 128 by rounding 127.5).
+  x = np.stack([np.full((2, 3, 1), v, np.float32) for v in (-1.0, 0.0, 1.0)])
+  g = image_grid(x, ncols=2, pad=1)
+  assert g.shape == (2 * 3 + 1, 2 * 4 + 1, 1) and g.dtype == np.uint8
+  expected = np.full((7, 9), 255, np.uint8)
+  expected[1:3, 1:4] = 0      # image 0: row 0, column 0
+  expected[1:3, 5:8] = 128    # image 1: row 0, column 1
+  expected[4:6, 1:4] = 255    # image 2: row 1, column 0 (white, like the padding)
+  np.testing.assert_array_equal(g[..., 0], expected)
+  # The default is a square-ish grid: 5 images -> 3 columns, 2 rows.
+  assert image_grid(np.zeros((5, 4, 4, 3)), pad=2).shape == (2 * 6 + 2, 3 * 6 + 2, 3)
+
+
+def test_image_grid_clips_out_of_range_values():
+  g = image_grid(np.array([[[[-3.0]], [[3.0]]]], np.float32).reshape(1, 2, 1, 1), pad=0)
+  np.testing.assert_array_equal(g[..., 0], [[0], [255]])
+
+
+def test_save_png_upscales_by_nearest_neighbour(tmp_path):
+  from PIL import Image
+  grid = np.array([[0, 255], [255, 0]], np.uint8)[..., None]
+  save_png(grid, str(tmp_path / "s" / "g.png"), upscale=3)
+  back = np.asarray(Image.open(tmp_path / "s" / "g.png"))
+  np.testing.assert_array_equal(back, np.kron(grid[..., 0], np.ones((3, 3), np.uint8)))
+
+
+def test_a_resumed_writer_keeps_each_step_once_in_tensorboard(tmp_path):
+  # A killed run logged steps 1-6 but its last checkpoint is step 4; the
+  # resumed run logs 5-6 again. TensorBoard must then hold 1..6 once each,
+  # with the resumed values.
+  from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+  w = Writer(str(tmp_path))
+  for s in range(1, 7):
+    w.scalars(s, {"g_loss": float(s)})
+  w.close()
+  w = Writer(str(tmp_path), resume_step=4)
+  for s in (5, 6):
+    w.scalars(s, {"g_loss": 100.0 + s})
+  w.close()
+  acc = EventAccumulator(str(tmp_path / "tensorboard")).Reload()
+  events = acc.Scalars("g_loss")
+  assert [e.step for e in events] == [1, 2, 3, 4, 5, 6]
+  assert [e.value for e in events] == [1, 2, 3, 4, 105, 106]
+  rows = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+  assert [r["step"] for r in rows] == [1, 2, 3, 4, 5, 6, 5, 6]  # train.py truncates first
