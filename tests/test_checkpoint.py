@@ -200,10 +200,10 @@ def test_process_killed_while_saving_keeps_the_previous_checkpoint(tmp_path):
   assert not glob.glob(str(tmp_path / "checkpoints" / "*tmp*"))  # cleaned up on reopen
 
 
-def _save_scored(manager, workdir, scores):
+def _save_scored(manager, workdir, scores, metric="eval/fid"):
   state = {"w": jnp.ones(3)}
   for step, value in scores:
-    checkpoint.save(manager, step, state, {}, None if value is None else {"eval/fid": value})
+    checkpoint.save(manager, step, state, {}, None if value is None else {metric: value})
     manager.wait_until_finished()
   return checkpoint.existing_steps(str(workdir))
 
@@ -219,6 +219,21 @@ def test_best_checkpoint_survives_a_resume_without_evaluation_and_a_nan_score(tm
   assert _save_scored(m, tmp_path, [(4, None), (5, None)]) == [1, 5]
   m.close()
   assert checkpoint.resolve_step(str(tmp_path), "best") == 1
+
+
+def test_best_checkpoint_of_a_higher_is_better_metric_is_kept(tmp_path):
+  # best_mode='max' (eval/is, eval/modes): the highest score survives keep=1, a
+  # lower later one does not displace it, and a NaN ranks last here too
+  m = checkpoint.make_manager(str(tmp_path), 1, best_metric="eval/is", best_mode="max")
+  scores = [(1, 2.0), (2, 9.0), (3, float("nan")), (4, 5.0)]
+  assert _save_scored(m, tmp_path, scores, "eval/is") == [2, 4]
+  m.close()
+  assert checkpoint.resolve_step(str(tmp_path), "best", "eval/is", "max") == 2
+  # resumed with evaluation off: step 2 is still kept
+  m = checkpoint.make_manager(str(tmp_path), 1, best_metric="eval/is", best_mode="max")
+  assert _save_scored(m, tmp_path, [(5, None)], "eval/is") == [2, 5]
+  m.close()
+  assert checkpoint.resolve_step(str(tmp_path), "best", "eval/is", "max") == 2
 
 
 def test_best_step_picks_by_mode_and_breaks_ties_the_same_way_everywhere():

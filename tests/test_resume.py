@@ -252,3 +252,36 @@ def test_configs_saved_before_version_2_keep_their_meaning(tmp_path):
   now = to_dict(tiny_config(**{"data.source": "idx", "data.path": str(tmp_path),
                                "data.split": "test"}))
   assert config_drift(old, now) == []
+
+
+def test_non_finite_loss_stops_before_the_next_save_and_names_the_step(tmp_path, monkeypatch):
+  # The loss check, not the parameter one: d_loss is reported NaN from step 3 on
+  # while the parameters stay finite, so only the check of the logged losses can
+  # stop the run. With log_every=1 it stops at step 3, before the step-4 save.
+  import jax.numpy as jnp
+  from gan_jax import checkpoint, steps
+  from gan_jax.train import NonFiniteError, train_and_evaluate
+  from conftest import tiny_config
+  make_train_fn = steps.make_train_fn
+
+  def poisoned(*args, **kwargs):
+    fn = make_train_fn(*args, **kwargs)
+
+    def call(state, images, k):
+      state, metrics = fn(state, images, k)
+      done = jnp.arange(1, k + 1) + int(state.step) - k  # the step of each metrics entry
+      return state, {**metrics, "d_loss": jnp.where(done >= 3, jnp.nan, metrics["d_loss"])}
+    return call
+
+  monkeypatch.setattr(steps, "make_train_fn", poisoned)
+  wd = tmp_path / "run"
+  config = tiny_config(**{"model.name": "mlp", "train.log_every": 1, "train.sample_every": 2,
+                          "checkpoint.every": 2})
+  with pytest.raises(NonFiniteError) as e:
+    train_and_evaluate(config, str(wd))
+  assert re.fullmatch(r"training diverged: non-finite d_loss at step 3 \(losses are checked "
+                      r"every train\.log_every=1 steps; parameters were finite at step 2\); "
+                      rf"last good checkpoint: step 2 in {re.escape(str(wd))}/checkpoints/2",
+                      str(e.value)), str(e.value)
+  assert checkpoint.existing_steps(str(wd)) == [2]
+  assert [r["step"] for r in rows(wd)] == [1, 2]  # nothing logged from the bad step

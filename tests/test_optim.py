@@ -1,0 +1,68 @@
+"""The optimizers make_optimizers builds from config.train: the learning-rate
+schedule (train.lr_decay) and Adam's betas (train.b1, train.b2), measured
+through the optax transforms themselves on a few known gradients."""
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from gan_jax.state import make_optimizers
+from conftest import tiny_config
+
+
+def _step_sizes(tx, n, grad=(1.0, -2.0, 0.5)):
+  """The step sizes of `n` Adam updates under a constant gradient. Then Adam's
+  bias-corrected moments are exactly g and g**2, so each update is
+  lr_t * sign(g): its size is that update's learning rate."""
+  g = jnp.asarray(grad, jnp.float32)
+  params = jnp.zeros_like(g)
+  opt = tx.init(params)
+  sizes = []
+  for _ in range(n):
+    u, opt = tx.update(g, opt, params)
+    lr = -np.asarray(u) * np.sign(grad)  # the update is -lr * sign(g) in every coordinate
+    np.testing.assert_allclose(lr, lr[0], rtol=1e-6, atol=1e-12)
+    sizes.append(float(lr[0]))
+  return np.array(sizes)
+
+
+def test_linear_decay_reaches_zero_after_num_steps_g_and_num_steps_times_d_steps_d_updates():
+  # G's rate falls to 0 over num_steps G updates; D makes d_steps updates per G
+  # update, so its horizon is num_steps * d_steps (else D stops learning half-way)
+  c = tiny_config(**{"train.lr_decay": "linear", "train.num_steps": 4, "train.d_steps": 2,
+                     "train.g_lr": 2e-3, "train.d_lr": 1e-3})
+  g_tx, d_tx = make_optimizers(c)
+  np.testing.assert_allclose(_step_sizes(g_tx, 6), 2e-3 * np.array([1, .75, .5, .25, 0, 0]),
+                             rtol=1e-4, atol=1e-12)
+  np.testing.assert_allclose(_step_sizes(d_tx, 10),
+                             1e-3 * np.array([8, 7, 6, 5, 4, 3, 2, 1, 0, 0]) / 8,
+                             rtol=1e-4, atol=1e-12)
+
+
+def test_no_decay_keeps_each_learning_rate_constant():
+  c = tiny_config(**{"train.lr_decay": "none", "train.num_steps": 4, "train.d_steps": 2,
+                     "train.g_lr": 2e-3, "train.d_lr": 1e-3})
+  g_tx, d_tx = make_optimizers(c)
+  np.testing.assert_allclose(_step_sizes(g_tx, 6), np.full(6, 2e-3), rtol=1e-4)
+  np.testing.assert_allclose(_step_sizes(d_tx, 10), np.full(10, 1e-3), rtol=1e-4)
+
+
+# (0.5, 0.999): the DCGAN setting (Radford et al.); the second pair differs from
+# optax's defaults (0.9, 0.999) in both betas, so dropping either one fails.
+@pytest.mark.parametrize("b1,b2", [(0.5, 0.999), (0.3, 0.95)])
+def test_adam_uses_the_configured_betas(b1, b2):
+  c = tiny_config(**{"train.b1": b1, "train.b2": b2, "train.g_lr": 2e-3, "train.d_lr": 1e-3})
+  g1, g2 = np.array([1.0, -2.0, 0.5]), np.array([3.0, 1.0, -1.0])
+  for tx, lr in zip(make_optimizers(c), (2e-3, 1e-3)):
+    params = jnp.zeros(3)
+    opt = tx.init(params)
+    _, opt = tx.update(jnp.asarray(g1, jnp.float32), opt, params)
+    np.testing.assert_allclose(opt[0].mu, (1 - b1) * g1, rtol=1e-6)
+    np.testing.assert_allclose(opt[0].nu, (1 - b2) * g1 ** 2, rtol=1e-6)
+    u, opt = tx.update(jnp.asarray(g2, jnp.float32), opt, params)
+    mu = b1 * (1 - b1) * g1 + (1 - b1) * g2
+    nu = b2 * (1 - b2) * g1 ** 2 + (1 - b2) * g2 ** 2
+    np.testing.assert_allclose(opt[0].mu, mu, rtol=1e-5)
+    np.testing.assert_allclose(opt[0].nu, nu, rtol=1e-5)
+    # the second update, bias-corrected (eps=1e-8, optax's default)
+    want = -lr * (mu / (1 - b1 ** 2)) / (np.sqrt(nu / (1 - b2 ** 2)) + 1e-8)
+    np.testing.assert_allclose(np.asarray(u), want, rtol=1e-5)
