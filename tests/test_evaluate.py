@@ -4,9 +4,13 @@ import os
 import subprocess
 import sys
 
+import jax
+import jax.numpy as jnp
+import numpy as np
 import pytest
 
-from gan_jax import checkpoint
+from gan_jax import checkpoint, data, metrics
+from gan_jax.evaluate import IMAGE_KEYS, Evaluator, generate, real_images, real_vs_real
 from gan_jax.train import train_and_evaluate
 from conftest import REPO, tiny_config
 
@@ -50,10 +54,58 @@ def test_evaluate_script_with_floor_and_untrained_baseline(run):
   assert set(res["metrics"]) >= {"eval/fid", "eval/kid", "eval/precision", "eval/recall"}
   assert res["real_vs_real"]["eval/fid"] < res["metrics"]["eval/fid"]
   assert "real vs real" in out.stdout
+  # at the step and size training evaluated, the script reproduces training's eval row
+  # (same generator, latents and real set), so the two paths stay wired alike
+  rows = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
+  row = next(r for r in rows if r["step"] == 8 and "eval/fid" in r)
+  assert set(res["metrics"]) == set(IMAGE_KEYS)
+  for k in IMAGE_KEYS:
+    assert res["metrics"][k] == pytest.approx(row[k], rel=1e-4, abs=1e-6), k
   init = _evaluate(run, "--step=init", "--num_samples=200")
   assert init.returncode == 0, init.stderr[-2000:]
   res0 = json.loads((run / "eval" / "step_init.json").read_text())
   assert res0["metrics"]["eval/fid"] > res["metrics"]["eval/fid"]
+
+
+@pytest.fixture(scope="module")
+def digits_eval():
+  """An image Evaluator on the digits, 200 real and 200 generated, no run needed."""
+  c = tiny_config(**{"eval.every": 4, "eval.num_samples": 200})
+  images = data.load(c.data).images
+  return c, images, Evaluator(c, images)
+
+
+def test_evaluator_on_real_images_is_the_real_vs_real_floor(digits_eval):
+  # real_vs_real's second set, given as G's samples, makes the evaluation the floor:
+  # every metric equal, and eval/is the IS of those images' logits, not the real set's
+  c, images, ev = digits_eval
+  x = real_images(images, 400, seed=c.eval.seed)
+  np.testing.assert_array_equal(ev.extract(x[:200])[0], ev.real_feats)  # the eval's real set
+  out = ev(lambda z: x[200:400], 8)
+  floor, sizes = real_vs_real(c, images)
+  assert sizes == (200, 200) and set(out) == set(floor) == set(IMAGE_KEYS)
+  for k in IMAGE_KEYS:
+    assert out[k] == pytest.approx(floor[k], rel=1e-6, abs=1e-9), k
+  is_fake = metrics.inception_score(ev.extract(x[200:400])[1])
+  is_real = metrics.inception_score(ev.real_logits)
+  assert (out["eval/is"], out["eval/is_std"]) == pytest.approx(is_fake, rel=1e-6)
+  assert abs(is_fake[0] - is_real[0]) > 1e-3  # the check above tells the two sets apart
+  assert 0 < out["eval/fid"] < 0.5 * ev(lambda z: jnp.zeros((len(z), 8, 8, 1)), 8)["eval/fid"]
+
+
+def test_evaluator_uses_the_same_latents_at_every_step(digits_eval):
+  # generated samples come from eval.seed alone, so one G evaluated at two steps
+  # gives identical numbers (the module's promise: no sampling noise in z between steps)
+  c, _, ev = digits_eval
+  w = jax.random.normal(jax.random.PRNGKey(1), (c.model.z_dim, 64))
+  sample_fn = lambda z: jnp.tanh(z @ w).reshape(-1, 8, 8, 1)  # G(z) that depends on z
+  a, b = ev(sample_fn, 4), ev(sample_fn, 8)
+  assert a == b
+  # not vacuous: other latents give other samples and other metrics
+  for seed, same in ((c.eval.seed, True), (c.eval.seed + 4, False)):
+    feats = ev.extract(generate(sample_fn, 200, c.model.z_dim, seed))[0]
+    fid = metrics.compute("fid", ev.real_feats, feats)["fid"]
+    assert (fid == pytest.approx(a["eval/fid"], rel=1e-6)) == same, seed
 
 
 def test_evaluate_script_bad_step(run):

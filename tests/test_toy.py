@@ -1,3 +1,4 @@
+import itertools
 import json
 import sys
 
@@ -36,6 +37,37 @@ def test_toy_needs_the_2d_mlp():
   validate(toy_config())
   with pytest.raises(ConfigError, match="best_metric='eval/fid' is unknown; valid: eval/hq"):
     validate(toy_config(**{"eval.every": 10}))
+
+
+def _cycling(points):
+  """A sample_fn that returns `points` in turn, cycling, whatever z is."""
+  it = itertools.cycle(np.asarray(points, np.float64).reshape(-1, 2))
+  return lambda z: np.stack([next(it) for _ in range(len(z))]).reshape(-1, 1, 1, 2)
+
+
+@pytest.mark.parametrize("name,far", [("ring8", (0.0, 0.0)), ("grid25", (1.0, 1.0))])
+def test_toy_evaluator_on_known_samples(name, far):
+  # the Evaluator's toy metrics on samples whose answer is known: G at every mode
+  # equally, G at one mode, G far from all modes, G just inside / outside 3 sigma
+  from gan_jax.evaluate import Evaluator
+  modes, sigma = mixture(name)
+  n = 100 * len(modes)  # _cycling runs on across generate()'s batches: 100 per mode
+  c = toy_config(name, **{"eval.every": 2, "eval.num_samples": n,
+                          "checkpoint.best_metric": "eval/reverse_kl"})
+  ev = Evaluator(c, data.load(c.data).images)
+  out = ev(_cycling(modes), 2)
+  assert out == {"eval/modes": len(modes), "eval/hq_fraction": 1.0,
+                 "eval/reverse_kl": pytest.approx(0.0, abs=1e-12)}
+  out = ev(_cycling(modes[:1]), 2)
+  assert out["eval/modes"] == 1 and out["eval/hq_fraction"] == 1.0
+  assert out["eval/reverse_kl"] == pytest.approx(np.log(len(modes)), rel=1e-9)
+  # far from every mode: nothing is high quality, no mode is covered, KL is undefined (inf)
+  out = ev(_cycling([far]), 2)
+  assert out == {"eval/modes": 0, "eval/hq_fraction": 0.0, "eval/reverse_kl": np.inf}
+  # the 3-sigma radius: half the samples 2.9 sigma from their mode, half 3.1 sigma
+  near = np.concatenate([modes + [2.9 * sigma, 0], modes + [0, -3.1 * sigma]])
+  out = ev(_cycling(near), 2)
+  assert out["eval/hq_fraction"] == pytest.approx(0.5) and out["eval/modes"] == len(modes)
 
 
 def test_toy_run_writes_mode_metrics_and_scatter(tmp_path):
