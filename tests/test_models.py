@@ -11,6 +11,7 @@ from jax.sharding import PartitionSpec as P
 
 from gan_jax.models.layers import (DCGAN_INIT, WINDOW_MIN_FEATURES, Conv4x4s2, Upsample2x,
                                    conv_s2_patch_dots, conv_transpose_patch_dots, upsample2x)
+from conftest import tiny_config
 
 
 @pytest.mark.parametrize("size,plan", [(8, (4, 1)), (28, (7, 2)), (32, (4, 3)), (64, (4, 4))])
@@ -108,14 +109,53 @@ def test_mlp_shapes_and_logit():
   assert gv["params"]["Dense_0"]["kernel"].shape == (c.model.z_dim, 32)
 
 
-def test_bfloat16_compute_keeps_float32_params():
-  c = base_config()
-  c.train.compute_dtype = "bfloat16"
-  G, _ = models.build(c)
-  G = G.clone(axis_name=None)
-  gv = G.init(jax.random.PRNGKey(0), jnp.ones((2, 100)), train=False)
-  assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(gv["params"]))
-  assert G.apply(gv, jnp.ones((2, 100)), train=False).dtype == jnp.float32
+def test_mlp_d_pack_judges_consecutive_rows_together():
+  """PacGAN (model.d_pack=m): D returns N/m logits, its first layer sees m
+  samples' features, and logit i is D on rows m*i..m*i+m-1 alone, which is
+  the MLP applied to those rows concatenated in order."""
+  c = tiny_config(**{"model.name": "mlp", "model.d_pack": 2, "model.d_hidden": (8,)})
+  _, D = models.build(c)
+  assert D.pack == 2
+  x = jax.random.normal(jax.random.PRNGKey(0), (6, 8, 8, 1))  # 64 features a sample
+  v = D.init(jax.random.PRNGKey(1), x)
+  assert v["params"]["Dense_0"]["kernel"].shape == (2 * 64, 8)
+  logits = D.apply(v, x)
+  assert logits.shape == (3,)
+  for i in range(3):
+    np.testing.assert_allclose(logits[i], D.apply(v, x[2 * i:2 * i + 2])[0], rtol=1e-6)
+  p = jax.tree.map(np.asarray, v["params"])
+  h = np.asarray(x).reshape(3, 128) @ p["Dense_0"]["kernel"] + p["Dense_0"]["bias"]
+  h = np.where(h > 0, h, 0.2 * h)
+  want = (h @ p["Dense_1"]["kernel"] + p["Dense_1"]["bias"])[:, 0]
+  np.testing.assert_allclose(logits, want, rtol=1e-5, atol=1e-5)
+
+
+def _matmul_lines(fn, *args):
+  """The dot_general/convolution lines of fn's lowered StableHLO."""
+  text = jax.jit(fn).lower(*args).as_text()
+  return [l for l in text.splitlines() if "dot_general" in l or "convolution" in l]
+
+
+@pytest.mark.parametrize("name", ["dcgan", "mlp"])
+def test_bfloat16_compute_keeps_float32_params(name):
+  """train.compute_dtype='bfloat16', through the builder train uses: G and D
+  are bf16 modules whose every matmul/convolution runs on bf16 operands, while
+  their params and outputs stay float32. (The outputs are cast to float32
+  either way, so only the dtype and the lowered program show the bf16.)"""
+  c = tiny_config(**{"model.name": name, "train.compute_dtype": "bfloat16"})
+  G, D = models.build(c)
+  assert G.dtype == jnp.bfloat16 and D.dtype == jnp.bfloat16
+  if name == "dcgan":
+    G, D = G.clone(axis_name=None), D.clone(axis_name=None)
+  z = jnp.ones((2, c.model.z_dim))
+  gv = G.init(jax.random.PRNGKey(0), z, train=False)
+  x = G.apply(gv, z, train=False)
+  dv = D.init(jax.random.PRNGKey(1), x, train=False)
+  assert all(p.dtype == jnp.float32 for p in jax.tree.leaves((gv["params"], dv["params"])))
+  assert x.dtype == jnp.float32 and D.apply(dv, x, train=False).dtype == jnp.float32
+  for lines in (_matmul_lines(lambda v, z: G.apply(v, z, train=False), gv, z),
+                _matmul_lines(lambda v, x: D.apply(v, x, train=False), dv, x)):
+    assert lines and all("xbf16>" in l.split(":")[-1] for l in lines), lines
 
 
 # The 2x2-window form used on CPU for wide layers (>= WINDOW_MIN_FEATURES outputs).

@@ -7,6 +7,7 @@ import pytest
 from jax.sharding import PartitionSpec as P
 
 from gan_jax import data, models, steps
+from gan_jax.losses import LOSSES
 from gan_jax.state import create_state, make_optimizers
 from conftest import tiny_config
 
@@ -33,6 +34,34 @@ def test_one_d_update_lowers_d_loss_on_fixed_batch():
   assert float(m2["d_loss"]) < float(m1["d_loss"])
   # G and its statistics are untouched by a D update
   assert jax.tree.all(jax.tree.map(jnp.array_equal, s1.g_params, state.g_params))
+
+
+@pytest.mark.parametrize("loss", sorted(LOSSES))
+def test_train_loss_is_the_loss_the_step_logs(loss):
+  """train.loss reaches the train step: one step's logged d_loss and g_loss are
+  the named losses recomputed here on the same draws, D's from the pre-step
+  state, G's through the D it was trained against (after the D update). The
+  minimax G loss is negative, the non-saturating one positive."""
+  config = tiny_config(**{"model.name": "mlp", "train.loss": loss})
+  mesh, G, D, g_tx, d_tx, state, images = _setup(config, jax.devices()[:1])
+  s0 = jax.device_get(state)  # the call donates state
+  gb, zd = config.train.batch_size, config.model.z_dim
+  key = jax.random.fold_in(s0.rng, 0)
+  k_real, k_z = jax.random.split(jax.random.fold_in(key, 0))
+  # one device: its slice of each draw is the whole draw (see steps.draw_real)
+  idx = jax.random.randint(k_real, (gb,), 0, images.shape[0])
+  real = np.asarray(images)[np.asarray(idx)].astype(np.float32) * (2 / 255) - 1
+  z_d = jax.random.normal(k_z, (gb, zd))
+  z_g = jax.random.normal(jax.random.fold_in(key, 1), (gb, zd))
+  s1, m = steps.make_train_fn(config, G, D, g_tx, d_tx, mesh)(state, images, 1)
+  d_loss_fn, g_loss_fn = LOSSES[loss]
+  g = lambda p, z: G.apply({"params": p}, z)
+  d = lambda p, x: D.apply({"params": p}, x)
+  want_d = d_loss_fn(d(s0.d_params, real), d(s0.d_params, g(s0.g_params, z_d)))
+  want_g = g_loss_fn(d(s1.d_params, g(s0.g_params, z_g)))
+  np.testing.assert_allclose(m["d_loss"][0], want_d, rtol=1e-5)
+  np.testing.assert_allclose(m["g_loss"][0], want_g, rtol=1e-5)
+  assert (float(m["g_loss"][0]) < 0) == (loss == "minimax")
 
 
 def test_d_steps_makes_that_many_d_updates_per_g_update():
