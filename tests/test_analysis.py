@@ -189,6 +189,16 @@ def test_plots_return_figures(run, tmp_path):
     fig.savefig(tmp_path / f"{name}.png")
     img = np.asarray(Image.open(tmp_path / f"{name}.png").convert("L"))
     assert img.std() > 1, name
+  # the grid draws the samples themselves, and the neighbour table one cell per
+  # image: each sample, then its k=3 neighbours
+  from gan_jax.writers import image_grid
+  np.testing.assert_array_equal(figs["grid"].axes[0].images[0].get_array(),
+                                image_grid(x)[..., 0])
+  nn_axes = figs["nn"].axes
+  assert len(nn_axes) == 2 * (1 + 3)
+  real = run.real_images(50)
+  np.testing.assert_allclose(nn_axes[1].images[0].get_array(),
+                             np.clip((real[idx[0, 0]] + 1) / 2, 0, 1)[..., 0])
 
 
 def test_plot_runs_overlays_runs_per_metric():
