@@ -17,7 +17,8 @@ model.patch_dots, BENCHMARKS.md "Eleventh session", and 9-10 before the CPU
 changes of the "Eighth session"), and at about half that while other jobs
 share the cores. That command (evaluation is off unless eval.every > 0)
 took 158 s for its 2,000 steps and two evaluations (seed 0, 2026-11-26, with the
-patch dots), and the logged rate was 13-16 steps/s. Digits are recognisable
+patch dots), and 144 s when run again later that day, with the same FIDs; the
+logged rate was 13-16 steps/s. Digits are recognisable
 in samples/ from ~1,000 steps on; at 2,000 about half of the 64 samples are
 clear digits and the rest digit-like strokes. The evaluation is
 FID/KID/IS/precision/recall on LeNet features (real-vs-real FID floor 7.1).
