@@ -20,8 +20,8 @@ import jax
 import numpy as np
 
 from gan_jax import checkpoint, data, models, steps
-from gan_jax.config import (VERSION_KEY, ConfigError, check_tfds_available, saved_dict, to_dict,
-                            upgrade, validate)
+from gan_jax.config import (MIN_EVAL_SAMPLES, VERSION_KEY, ConfigError, check_tfds_available,
+                            from_dict, saved_dict, to_dict, validate)
 from gan_jax.state import count_params, create_state, make_optimizers
 from gan_jax.writers import Progress, Writer, truncate_jsonl
 
@@ -53,7 +53,10 @@ def config_drift(saved: dict, requested: dict) -> list[str]:
   train.num_steps is resumable only without a learning-rate schedule: with
   train.lr_decay='linear' it is the schedule's horizon, and a new one would make
   the rate jump (e.g. from ~0 back to half the base rate when doubling it)."""
-  a = _flatten(upgrade(saved))  # read as meant when saved (config.CONFIG_VERSION)
+  # Read as meant when saved (config.CONFIG_VERSION), with settings added since
+  # at their defaults, as analysis and the scripts read it (config.from_dict):
+  # a run saved before model.patch_dots existed resumes under its default.
+  a = _flatten(to_dict(from_dict(saved)))
   b = _flatten({k: v for k, v in requested.items() if k != VERSION_KEY})
   for d in (a, b):  # runs saved before paths were stored absolute compare by location
     for k in DATA_PATH_KEYS:
@@ -155,6 +158,12 @@ def _train(config, workdir: str, stop: _StopFlag) -> dict:
   dataset = data.load(config.data)
   print(f"data: {dataset.description}; {dataset.images.shape[0]} images of "
         f"{dataset.images.shape[1:]}", flush=True)
+  if config.eval.every and config.data.source != "toy" and \
+      dataset.images.shape[0] < MIN_EVAL_SAMPLES:  # before anything is compiled or written
+    raise ConfigError(
+        f"config.eval.every={config.eval.every} needs at least {MIN_EVAL_SAMPLES} real images "
+        f"for the image metrics, but the data holds {dataset.images.shape[0]}; add images, "
+        "raise config.data.max_examples, or set config.eval.every=0")
   if config.eval.every and config.data.source != "toy" and config.data.channels == 3 \
       and config.eval.extractor == "lenet_mnist":
     print("note: eval.extractor='lenet_mnist' is an MNIST digit classifier; on RGB data its "

@@ -169,6 +169,11 @@ IN_PROCESS = {
                              "eval/fid"]),
     "eval.num_real too small": ({"eval.every": 2, "eval.num_real": 3},
                                 ["config.eval.num_real=3 is too small for the image metrics"]),
+    # checked once the data is loaded, still before anything is compiled or written
+    "too few images to evaluate": (
+        {"eval.every": 2, "data.max_examples": 5},
+        ["config.eval.every=2 needs at least 6 real images for the image metrics, but the "
+         "data holds 5; add images, raise config.data.max_examples, or set config.eval.every=0"]),
 }
 
 

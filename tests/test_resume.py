@@ -196,6 +196,21 @@ def test_resumable_settings_are_not_drift():
   assert config_drift(decayed, to_dict(longer)) == ["train.num_steps: 40 -> 99"]
 
 
+def test_a_setting_added_after_the_save_is_compared_at_its_default():
+  # a version-2 run saved before model.patch_dots existed resumes under the
+  # default, as analysis and the scripts read it; other values still count
+  from gan_jax.config import saved_dict, to_dict
+  from gan_jax.train import config_drift
+  from conftest import tiny_config
+  saved = saved_dict(tiny_config())
+  del saved["model"]["patch_dots"]
+  assert config_drift(saved, to_dict(tiny_config())) == []
+  assert config_drift(saved, to_dict(tiny_config(**{"model.patch_dots": "off"}))) == [
+      "model.patch_dots: 'auto' -> 'off'"]
+  saved["model"]["retired"] = 1  # a saved setting that no longer exists still counts
+  assert config_drift(saved, to_dict(tiny_config())) == ["model.retired: 1 -> '<absent>'"]
+
+
 def test_relative_data_path_is_saved_absolute_and_is_not_drift(tmp_path, monkeypatch):
   from gan_jax.config import to_dict
   from gan_jax.train import _with_absolute_data_path, config_drift
