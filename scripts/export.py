@@ -9,7 +9,8 @@ parameter count, checksum, date). `gan_jax.analysis.load_run(OUT)` and
 `scripts/sample.py --workdir=OUT` use it without the training state and give
 the same images as the checkpoint it came from. --step: best, latest or a step
 number; by default best when the run was evaluated, else latest. --out must be
-new or empty (or --overwrite) and never a training workdir. Bad input prints
+new or empty (or --overwrite), and never a training workdir or a folder inside
+one (such as W/checkpoints or W/export). Bad input prints
 one line and exits non-zero.
 """
 from __future__ import annotations
@@ -38,6 +39,10 @@ def main(argv=None) -> int:
     p.error(f"--workdir={args.workdir!r} is not a folder")
   if os.path.exists(args.out) and not os.path.isdir(args.out):
     p.error(f"--out={args.out!r} is a file; give a folder")
+  work, out = os.path.realpath(args.workdir), os.path.realpath(args.out)
+  if out.startswith(work + os.sep):  # (the workdir itself is refused below)
+    p.error(f"--out={args.out!r} is inside the training workdir {args.workdir!r}; give a "
+            "folder outside it")
   if os.path.isdir(args.out):
     held = set(os.listdir(args.out))
     if held & {"checkpoints", "metrics.jsonl", "config.json"}:

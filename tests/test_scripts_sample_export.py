@@ -155,16 +155,19 @@ def test_sample_overwrite_leaves_no_stale_pngs(workdir, tmp_path):
 
 @pytest.mark.parametrize("setup, message", [
     ("workdir", "is a training workdir; give a folder of its own"),
+    ("inside", "is inside the training workdir"),
     ("non-empty", "is not empty; pass --overwrite to replace the export there"),
 ])
-def test_export_refuses_a_workdir_or_a_used_folder(workdir, tmp_path, setup, message):
+def test_export_refuses_a_workdir_or_a_used_folder(workdir, tmp_path, setup, message, capsys):
   export = _import_script("export")
-  out = workdir if setup == "workdir" else tmp_path / "e"
+  out = {"workdir": workdir, "inside": workdir / "checkpoints"}.get(setup, tmp_path / "e")
   if setup == "non-empty":
     out.mkdir()
     (out / "model_card.json").write_text("{}")
   with pytest.raises(SystemExit) as e:
     export.main([f"--workdir={workdir}", f"--out={out}"])
   assert e.value.code == 2
+  assert message in capsys.readouterr().err
   assert not (workdir / "model_card.json").exists()
+  assert not (workdir / "checkpoints" / "model_card.json").exists()
   assert (tmp_path / "e" / "model_card.json").read_text() == "{}" if setup == "non-empty" else True
