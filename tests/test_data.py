@@ -80,6 +80,9 @@ def test_folder_any_mode_and_size_and_skips_non_images(tmp_path):
   (tmp_path / "notes.txt").write_text("not an image")
   (tmp_path / "sub").mkdir()
   Image.new("P", (16, 16), 0).save(tmp_path / "sub" / "palette.gif")
+  (tmp_path / ".ipynb_checkpoints").mkdir()  # Jupyter's copies: hidden, not read
+  Image.new("RGB", (16, 16), (0, 0, 255)).save(tmp_path / ".ipynb_checkpoints" / "b-checkpoint.png")
+  Image.new("RGB", (16, 16), (0, 0, 255)).save(tmp_path / ".hidden.png")
   ds = data.load(_cfg(source="folder", path=str(tmp_path), image_size=8, channels=3))
   assert ds.images.shape == (4, 8, 8, 3)
   assert "1 non-image files skipped" in ds.description

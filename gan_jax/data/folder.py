@@ -1,5 +1,7 @@
 """Any folder of images (JPEG/PNG/..., any size, RGB/RGBA/grayscale), searched
-recursively, e.g. the 819 Pokemon images. Unreadable files are skipped and counted."""
+recursively, e.g. the 819 Pokemon images. Unreadable files are skipped and counted.
+Hidden files and folders (names starting with '.', e.g. Jupyter's
+.ipynb_checkpoints copies or thumbnail caches) are not read."""
 from __future__ import annotations
 
 import logging
@@ -14,7 +16,7 @@ from gan_jax.data.common import DataError, Dataset, convert_image
 def list_files(folder: str) -> list[str]:
   out = []
   for root, dirs, files in os.walk(folder):
-    dirs.sort()
+    dirs[:] = sorted(d for d in dirs if not d.startswith("."))  # walked in this order
     out.extend(os.path.join(root, f) for f in sorted(files) if not f.startswith("."))
   return out
 
