@@ -89,11 +89,12 @@ def main(argv):
   out_dir = os.path.join(FLAGS.workdir, "eval")
   os.makedirs(out_dir, exist_ok=True)
   path = os.path.join(out_dir, f"step_{step_name}.json")
-  with open(path, "w") as f:
+  with open(path + ".tmp", "w") as f:  # then renamed: a crash never leaves a torn result
     json.dump({"step": step_name, "num_samples": config.eval.num_samples,
                "num_real": evaluate.eval_sizes(config, len(images))[0],
                "metrics": results, "real_vs_real": floor,
                "real_vs_real_sizes": list(floor_n) if floor_n else None}, f, indent=2)
+  os.replace(path + ".tmp", path)
   print(f"wrote {path}")
 
 
