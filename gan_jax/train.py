@@ -286,21 +286,29 @@ def _loop(config, workdir, state, start, have_ckpt, dataset, mesh, models_and_op
         writer.scalars(s, last)
       guard(step)
       progress.line(step, last, sps)
-    if step % t.sample_every == 0 or step == total:
+      t_mark = time.time()  # logging (and the finite check) is not training time
+    sample_due = step % t.sample_every == 0 or step == total
+    eval_due = evaluator is not None and (step % config.eval.every == 0 or step == total)
+    if not (sample_due or eval_due or step % every == 0 or step == total or stop.signal):
+      continue
+    # Samples, evaluation and the save are kept out of steps/s: wait for this
+    # call's training to finish (that is training time), then time them.
+    jax.block_until_ready(state)
+    t_book = time.time()
+    if sample_due:
       guard(step)
       write_samples(step)
     results = None
-    if evaluator is not None and (step % config.eval.every == 0 or step == total):
+    if eval_due:
       guard(step)
-      t_eval = time.time()
       results = evaluator(lambda z: sample_fn(state.g_params, state.g_stats, z), step)
       writer.scalars(step, results)
       print(f"eval at step {step}: " + ", ".join(
           f"{k[5:]} {v:.4g}" for k, v in results.items()), flush=True)
-      if t_mark is not None:
-        t_mark += time.time() - t_eval  # keep evaluation out of steps/s
     if step % every == 0 or step == total or stop.signal or results is not None:
       save(step, results)
+    if t_mark is not None:
+      t_mark += time.time() - t_book
   if stop.signal and saved != step:  # a signal that came after this call's save check
     save(step)
   return last, step

@@ -323,3 +323,39 @@ def test_resume_on_four_devices_with_evaluation_equals_the_straight_run(tmp_path
   assert [r["step"] for r in want if "eval/fid" in r] == [4, 8]
   assert [r["step"] for r in want if "d_loss" in r] == [2, 4, 6, 8]
   assert rows(resumed) == want
+
+
+def test_logged_steps_per_sec_counts_training_only(tmp_path, monkeypatch):
+  # On a fake clock where each training step takes 1 s and each checkpoint save
+  # and sample grid 50 s, every logged rate is exactly 1 step/s: saves, samples
+  # and logging are kept out of it (they used to land in the next interval).
+  import types
+  from gan_jax import checkpoint, steps, train, writers
+  from conftest import tiny_config
+  clock = types.SimpleNamespace(now=0.0)
+  monkeypatch.setattr(train, "time", types.SimpleNamespace(time=lambda: clock.now))
+  make_train_fn, save, samples = steps.make_train_fn, checkpoint.save, writers.Writer.samples
+
+  def timed_train_fn(*args, **kwargs):
+    fn = make_train_fn(*args, **kwargs)
+
+    def call(state, images, k):
+      clock.now += k
+      return fn(state, images, k)
+    return call
+
+  def slow(real):
+    def wrapped(*args, **kwargs):
+      clock.now += 50
+      return real(*args, **kwargs)
+    return wrapped
+
+  monkeypatch.setattr(steps, "make_train_fn", timed_train_fn)
+  monkeypatch.setattr(checkpoint, "save", slow(save))
+  monkeypatch.setattr(writers.Writer, "samples", slow(samples))
+  config = tiny_config(**{"model.name": "mlp", "train.num_steps": 8, "train.steps_per_call": 2,
+                          "train.log_every": 2, "train.sample_every": 4, "checkpoint.every": 2})
+  train.train_and_evaluate(config, str(tmp_path / "run"))
+  with open(tmp_path / "run" / "metrics.jsonl") as f:
+    logged = [r["steps_per_sec"] for r in map(json.loads, f) if "steps_per_sec" in r]
+  assert len(logged) == 4 and logged == [1.0] * 4, logged
