@@ -142,5 +142,6 @@ def scatter_png(points, modes, sigma, values: dict, path: str, step: int) -> Non
                f"{100 * values['hq_fraction']:.1f}% HQ, rKL {values['reverse_kl']:.3f}")
   ax.legend(loc="upper right", fontsize=7)
   fig.tight_layout()
-  fig.savefig(path)
+  fig.savefig(path + ".tmp", format="png")  # then renamed: never a torn PNG
   plt.close(fig)
+  os.replace(path + ".tmp", path)

@@ -31,7 +31,8 @@ def save_png(array_hwc: np.ndarray, path: str, upscale: int = 1) -> None:
   im = Image.fromarray(array_hwc[..., 0] if array_hwc.shape[-1] == 1 else array_hwc)
   if upscale > 1:
     im = im.resize((im.width * upscale, im.height * upscale), Image.NEAREST)
-  im.save(path)
+  im.save(path + ".tmp", format="PNG")  # then renamed: a killed run leaves no torn PNG
+  os.replace(path + ".tmp", path)
 
 
 def _summary_writer_cls():
