@@ -1,5 +1,5 @@
-"""The optimizers make_optimizers builds from config.train: the learning-rate
-schedule (train.lr_decay) and Adam's betas (train.b1, train.b2), measured
+"""gan_jax/state.py: the optimizers make_optimizers builds from config.train,
+their learning-rate schedule (train.lr_decay) and Adam's betas (train.b1, train.b2), measured
 through the optax transforms themselves on a few known gradients."""
 import jax.numpy as jnp
 import numpy as np
