@@ -141,6 +141,22 @@ def test_corrupt_latest_is_reported_moved_aside_and_the_previous_restored(
   _assert_same(state, s2)
 
 
+def test_a_checkpoint_holding_another_steps_state_is_not_restored(tmp_path, capsys):
+  # e.g. a folder copied or renamed by hand: step 4's folder holding step 2's
+  # state would replay steps 3-4 and log them twice, so it is set aside
+  s1, s2 = _state(shift=1.0, step=1), _state(shift=2.0, step=2)
+  m = checkpoint.make_manager(str(tmp_path), 3)
+  checkpoint.save(m, 1, s1, {})
+  checkpoint.save(m, 4, s2, {})
+  m.wait_until_finished()
+  m.close()
+  (step, state, _), left = _restore(tmp_path, _state())
+  assert step == 1 and left == [1]
+  _assert_same(state, s1)
+  out = capsys.readouterr().out
+  assert "checkpoint at step 4 is unreadable (ValueError: it holds the state of step 2)" in out, out
+
+
 def test_no_readable_checkpoint_is_an_error_not_a_fresh_start(tmp_path):
   _save(tmp_path, [_state(step=3)])
   _trunc_data(str(tmp_path / "checkpoints" / "3"))
