@@ -289,7 +289,8 @@ def _loop(config, workdir, state, start, have_ckpt, dataset, mesh, models_and_op
       t_mark = time.time()  # logging (and the finite check) is not training time
     sample_due = step % t.sample_every == 0 or step == total
     eval_due = evaluator is not None and (step % config.eval.every == 0 or step == total)
-    if not (sample_due or eval_due or step % every == 0 or step == total or stop.signal):
+    save_due = step % every == 0 or step == total
+    if not (sample_due or eval_due or save_due or stop.signal):
       continue
     # Samples, evaluation and the save are kept out of steps/s: wait for this
     # call's training to finish (that is training time), then time them.
@@ -305,7 +306,7 @@ def _loop(config, workdir, state, start, have_ckpt, dataset, mesh, models_and_op
       writer.scalars(step, results)
       print(f"eval at step {step}: " + ", ".join(
           f"{k[5:]} {v:.4g}" for k, v in results.items()), flush=True)
-    if step % every == 0 or step == total or stop.signal or results is not None:
+    if save_due or stop.signal or results is not None:  # (a signal may come during eval)
       save(step, results)
     if t_mark is not None:
       t_mark += time.time() - t_book
