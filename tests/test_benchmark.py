@@ -338,10 +338,15 @@ def test_benchmark_profile_writes_a_trace_of_the_cpu_step(tmp_path):
   trace = json.loads(proc.stdout.strip().splitlines()[-1])["profile_trace"]
   assert trace["steps"] == 3 and trace["path"].startswith(str(tmp_path))
   ts = _trace_summary()
-  s = ts.summarize(ts.load(trace["path"]), trace["steps"])
-  # XLA:CPU's threads ran the step's ops: convolutions among them
+  s = ts.summarize(ts.load(trace["path"]), trace["steps"], top=10**6)
+  # XLA:CPU's threads ran the step's ops: convolutions or GEMMs among them. All names are
+  # searched, not the 15 slowest: at this tiny size a busy machine can push every
+  # convolution below the loop and copy events (seen once in CI).
   assert s["kind"] == "cpu" and s["events_per_step"] > 20 and s["busy_us_per_step"] > 0
-  assert any("conv" in r["name"] or "ynn" in r["name"] for r in s["top"])
+  names = [r["name"] for r in s["top"]]
+  assert len(names) == s["distinct"]
+  assert any(n.startswith(("convolution", "ynn", "dot")) or "onednn" in n for n in names), \
+      names[:30]
 
 
 @needs(MNIST_DIR)
