@@ -249,7 +249,7 @@ def test_gpu_bench_script_runs_the_named_runs_and_tabulates(tmp_path):
          "EXTRA": " ".join(TINY[1:5] + ["--warmup=1", "--synthetic_examples=300",
                                         "--steps=2"])}
   proc = subprocess.run(["bash", str(REPO / "scripts" / "gpu_bench.sh"), str(tmp_path)],
-                        cwd=REPO, capture_output=True, text=True, timeout=300, env=env)
+                        cwd=REPO, capture_output=True, text=True, timeout=600, env=env)
   assert proc.returncode == 0, proc.stderr[-3000:]
   rows = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
   assert [r["name"] for r in rows] == ["b64_k10_bf16", "b256_k10_bf16", "b64_k10_profile",

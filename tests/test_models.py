@@ -235,8 +235,11 @@ def test_custom_gradient_under_shard_map_matches_autodiff(method):
     params = layer.init(jax.random.PRNGKey(1), x0)
     loss = lambda p, x, layer=layer: jnp.mean(jnp.sin(layer.apply(p, x)) ** 2)
     per_device = lambda p, x, loss=loss: jax.lax.pmean(jax.grad(loss)(p, x), "batch")
-    grads.append(jax.jit(jax.shard_map(per_device, mesh=mesh, in_specs=(P(), P("batch")),
-                                       out_specs=P()))(params, x)["params"]["kernel"])
+    # waited for: XLA:CPU can deadlock when a 4-device call's all-reduce starts
+    # while another call is still running (gan_jax/steps.py, make_train_fn)
+    grads.append(jax.block_until_ready(jax.jit(jax.shard_map(
+        per_device, mesh=mesh, in_specs=(P(), P("batch")), out_specs=P()))(
+            params, x)["params"]["kernel"]))
   np.testing.assert_allclose(grads[0], grads[1], rtol=1e-4, atol=1e-6)
 
 
@@ -359,8 +362,8 @@ def test_conv4x4s2_under_shard_map_matches_nn_conv(channels, patch_forward, repl
       p = jax.tree.map(lambda a: jax.lax.pcast(a, "batch", to="varying"), p)
       dp, dx = jax.grad(loss, (0, 1))(p, x)
       return jax.lax.pmean(dp, "batch"), jax.lax.pmean(dx, "batch") if replicated else dx
-    grads.append(jax.jit(jax.shard_map(per_device, mesh=mesh, in_specs=(P(), spec),
-                                       out_specs=(P(), spec)))(params, x))
+    grads.append(jax.block_until_ready(jax.jit(jax.shard_map(  # waited for, as above
+        per_device, mesh=mesh, in_specs=(P(), spec), out_specs=(P(), spec)))(params, x)))
   for a, b in zip(jax.tree.leaves(grads[0]), jax.tree.leaves(grads[1])):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
 

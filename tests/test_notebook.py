@@ -37,7 +37,11 @@ def test_notebook_runs_and_saves_its_figures(tmp_path_factory, tmp_path, monkeyp
   monkeypatch.delenv("GAN_JAX_STEP", raising=False)
 
   nb = nbformat.read(NOTEBOOK, as_version=4)
+  # nbclient's defaults wait 4 s for a finished cell's last outputs and then drop
+  # them silently, and 60 s for the kernel to start: too little on a loaded machine.
   client = nbclient.NotebookClient(nb, kernel_name="python3", timeout=600,
+                                   iopub_timeout=120, raise_on_iopub_timeout=True,
+                                   startup_timeout=300,
                                    resources={"metadata": {"path": str(tmp_path)}})
   client.execute()
 
