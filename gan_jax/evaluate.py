@@ -67,14 +67,17 @@ class Evaluator:
                          seed=e.seed)
       self.real_feats, self.real_logits = self.extract(real)
 
-  def __call__(self, sample_fn, step: int) -> dict:
+  def __call__(self, sample_fn, step: int, scatter_path: str | None = None) -> dict:
+    """Toy data also gets a scatter plot: at `scatter_path`, else (with a
+    workdir) at training's <workdir>/eval/scatter_<step>.png."""
     e = self.config.eval
     fake = generate(sample_fn, e.num_samples, self.config.model.z_dim, e.seed)
     if self.toy:
       out = mode_metrics(fake.reshape(len(fake), 2), self.modes, self.sigma)
-      if self.workdir:
-        scatter_png(fake.reshape(len(fake), 2), self.modes, self.sigma, out,
-                    os.path.join(self.workdir, "eval", f"scatter_{step:08d}.png"), step)
+      if scatter_path is None and self.workdir:
+        scatter_path = os.path.join(self.workdir, "eval", f"scatter_{step:08d}.png")
+      if scatter_path:
+        scatter_png(fake.reshape(len(fake), 2), self.modes, self.sigma, out, scatter_path, step)
     else:
       feats, logits = self.extract(fake)
       out = metrics.compute(IMAGE_METRICS, self.real_feats, feats,

@@ -14,7 +14,8 @@
   size allows. It is printed beside the model's numbers. When the data holds
   too few images for that, both sets shrink in proportion, a note says so, and
   the JSON's real_vs_real_sizes gives the sizes used. Image data only.
-* Writes W/eval/step_<N>.json (step_init.json for --step=init).
+* Writes W/eval/step_<N>.json (step_init.json for --step=init); for the 2-D toy
+  data also W/eval/step_<N>_scatter.png, beside training's own scatter_<N>.png.
 
 Runs record data.path absolute. For a run recorded with a relative path (before
 2026-11-26), run this from the directory the training ran from.
@@ -72,8 +73,12 @@ def main(argv):
     config.eval.num_samples = FLAGS.num_samples
     config.eval.num_real = FLAGS.num_samples
   images = data.load(config.data).images
+  out_dir = os.path.join(FLAGS.workdir, "eval")
+  # a toy run's scatter plot goes beside this script's JSON, never over the
+  # one training drew at that step (possibly from other settings)
+  scatter = os.path.join(out_dir, f"step_{step_name}_scatter.png")
   results = evaluate.Evaluator(config, images, FLAGS.workdir)(
-      generate, 0 if step_name == "init" else int(step_name))
+      generate, 0 if step_name == "init" else int(step_name), scatter_path=scatter)
   floor, floor_n = {}, None
   if FLAGS.real_vs_real:
     n_real, n_fake, a, b = evaluate.floor_sizes(config, len(images))
@@ -86,7 +91,6 @@ def main(argv):
   print(f"{'metric':<18}{'step ' + step_name:>14}" + (f"{'real vs real':>16}" if floor else ""))
   for k, v in results.items():
     print(f"{k:<18}{v:>14.5g}" + (f"{floor[k]:>16.5g}" if k in floor else ""))
-  out_dir = os.path.join(FLAGS.workdir, "eval")
   os.makedirs(out_dir, exist_ok=True)
   path = os.path.join(out_dir, f"step_{step_name}.json")
   with open(path + ".tmp", "w") as f:  # then renamed: a crash never leaves a torn result
@@ -95,7 +99,7 @@ def main(argv):
                "metrics": results, "real_vs_real": floor,
                "real_vs_real_sizes": list(floor_n) if floor_n else None}, f, indent=2)
   os.replace(path + ".tmp", path)
-  print(f"wrote {path}")
+  print(f"wrote {path}" + (f" and {scatter}" if config.data.source == "toy" else ""))
 
 
 if __name__ == "__main__":

@@ -1,5 +1,7 @@
 import itertools
 import json
+import os
+import subprocess
 import sys
 
 import numpy as np
@@ -82,7 +84,19 @@ def test_toy_run_writes_mode_metrics_and_scatter(tmp_path):
   for r in evals:
     assert 0 <= r["eval/modes"] <= 8 and 0 <= r["eval/hq_fraction"] <= 1
     assert r["eval/reverse_kl"] >= 0
-  assert (tmp_path / "eval" / "scatter_00000004.png").stat().st_size > 5000
+  trained = (tmp_path / "eval" / "scatter_00000004.png").read_bytes()
+  assert len(trained) > 5000
+  # scripts/evaluate.py on other settings: its own scatter plot beside its JSON,
+  # training's plot of the same step left as it was
+  env = {**os.environ, "JAX_NUM_CPU_DEVICES": "1", "PYTHONPATH": str(REPO)}
+  out = subprocess.run([sys.executable, "scripts/evaluate.py", f"--workdir={tmp_path}",
+                        "--step=latest", "--num_samples=200"], cwd=REPO, env=env,
+                       capture_output=True, text=True, timeout=300)
+  assert out.returncode == 0, out.stderr[-2000:]
+  assert (tmp_path / "eval" / "scatter_00000004.png").read_bytes() == trained
+  own = (tmp_path / "eval" / "step_4_scatter.png").read_bytes()
+  assert len(own) > 5000 and own != trained
+  assert json.loads((tmp_path / "eval" / "step_4.json").read_text())["num_samples"] == 200
   # scripts/sample.py writes a toy run's samples as float points, unclipped, and
   # refuses PNGs; analysis.plot_grid refuses points with a clear message
   sys.path.insert(0, str(REPO / "scripts"))
