@@ -93,6 +93,74 @@ def test_folder_any_mode_and_size_and_skips_non_images(tmp_path):
   assert gray.images.shape == (4, 8, 8, 1)
 
 
+def _write_idx(path, arr, code, raw=b""):
+  import gzip
+  header = bytes([0, 0, code, arr.ndim]) + b"".join(d.to_bytes(4, "big") for d in arr.shape)
+  with gzip.open(path, "wb") as f:
+    f.write(raw or header + arr.astype(arr.dtype.newbyteorder(">")).tobytes())
+
+
+@pytest.mark.parametrize("case,pattern", [
+    ("float32 images", r"holds 3-D float32 values; an IDX image file holds unsigned bytes"),
+    ("labels as images", r"holds 1-D uint8 values; an IDX image file holds unsigned bytes"),
+    ("float labels", r"labels-idx1-ubyte.gz holds 1-D float32 values; an IDX label file"),
+    ("cut short", r"images-idx3-ubyte.gz cannot be read as gzip: EOFError"),
+    ("not gzip", r"images-idx3-ubyte.gz cannot be read as gzip: BadGzipFile"),
+    ("header only", r"images-idx3-ubyte.gz is truncated: its header announces 3 dimensions"),
+])
+def test_idx_bad_files_get_one_line_errors(tmp_path, case, pattern):
+  """Every malformed IDX file is a DataError naming it, never a traceback or a
+  silent cast (float pixels in [0, 1] would all but vanish as uint8)."""
+  imgs = np.random.default_rng(0).integers(0, 256, (4, 8, 8), dtype=np.uint8)
+  images, labels = tmp_path / "t10k-images-idx3-ubyte.gz", tmp_path / "t10k-labels-idx1-ubyte.gz"
+  _write_idx(images, imgs, 0x08)
+  if case == "float32 images":
+    _write_idx(images, imgs.astype(np.float32) / 255, 0x0D)
+  elif case == "labels as images":
+    _write_idx(images, np.arange(4, dtype=np.uint8), 0x08)
+  elif case == "float labels":
+    _write_idx(labels, np.arange(4, dtype=np.float32), 0x0D)
+  elif case == "cut short":
+    images.write_bytes(images.read_bytes()[:30])
+  elif case == "not gzip":
+    images.write_bytes(bytes([0, 0, 8, 3]) + imgs.tobytes())
+  elif case == "header only":
+    _write_idx(images, imgs, 0x08, raw=bytes([0, 0, 8, 3, 0, 0]))
+  with pytest.raises(DataError, match=pattern) as e:
+    data.load(_cfg(source="idx", split="test", path=str(tmp_path), image_size=8, channels=1))
+  assert "\n" not in str(e.value)
+
+
+def test_folder_follows_symlinked_folders_once_and_skips_decompression_bombs(tmp_path):
+  real = tmp_path / "real"
+  (real / "inner").mkdir(parents=True)
+  Image.new("RGB", (16, 16), (0, 0, 255)).save(real / "inner" / "blue.png")
+  root = tmp_path / "root"
+  root.mkdir()
+  Image.new("RGB", (16, 16), (255, 0, 0)).save(root / "red.png")
+  (root / "linked").symlink_to(real)
+  (real / "inner" / "loop").symlink_to(real)  # a cycle: each real folder is read once
+  # a PNG whose header claims 20000 x 20000 pixels (> 2 x PIL's MAX_IMAGE_PIXELS)
+  big = (root / "red.png").read_bytes()
+  (root / "zbomb.png").write_bytes(big[:16] + (20000).to_bytes(4, "big") * 2 + big[24:])
+  ds = data.load(_cfg(source="folder", path=str(root), image_size=8, channels=3))
+  assert ds.images.shape == (2, 8, 8, 3)
+  assert [tuple(x[0, 0]) for x in ds.images] == [(255, 0, 0), (0, 0, 255)]  # red, linked/
+  assert "(1 non-image files skipped)" in ds.description
+
+
+def test_max_examples_keeps_the_first_n_and_says_so(tmp_path):
+  for i in range(5):
+    Image.new("L", (8, 8), 40 * i).save(tmp_path / f"{i}.png")
+  ds = data.load(_cfg(source="folder", path=str(tmp_path), image_size=8, channels=1,
+                      max_examples=3))
+  assert [int(x[0, 0, 0]) for x in ds.images] == [0, 40, 80]
+  assert ds.description.endswith("; the first 3 of its 5 kept (data.max_examples)")
+  whole = data.load(_cfg(source="folder", path=str(tmp_path), image_size=8, channels=1,
+                         max_examples=9))
+  assert len(whole.images) == 5 and "kept (data.max_examples)" not in whole.description
+
+
 def test_folder_errors(tmp_path):
   with pytest.raises(DataError, match="config.data.path"):
     data.load(_cfg(source="folder", path=str(tmp_path / "missing")))
@@ -133,9 +201,10 @@ def test_tfds_images_of_varying_size_and_a_wrong_image_key():
   with tfds.testing.mock_data(num_examples=6):
     flowers = data.load(_cfg(source="tfds", name="tf_flowers", split="train", image_size=16,
                              channels=3))
-    with pytest.raises(DataError, match="config.data.image_key='img' is not a feature of "
-                                        "'mnist'; its image features: image"):
-      data.load(_cfg(source="tfds", name="mnist", split="train", image_key="img"))
+    for key in ("img", "label"):  # absent, and present but not an image
+      with pytest.raises(DataError, match=f"config.data.image_key='{key}' is not an image "
+                                          "feature of 'mnist'; its image features: image"):
+        data.load(_cfg(source="tfds", name="mnist", split="train", image_key=key))
   assert flowers.images.shape == (6, 16, 16, 3) and flowers.images.dtype == np.uint8
   assert flowers.labels.shape == (6,)
 

@@ -18,10 +18,15 @@ SOURCES = {"tfds": _tfds, "idx": load_idx, "folder": load_folder, "digits": load
 
 
 def load(data_cfg) -> Dataset:
+  """The source's images; with data.max_examples=N > 0, its first N in the
+  source's own order (like TFDS's split='train[:N]'), not a random subset: a
+  folder sorted by class keeps its first classes."""
   ds = SOURCES[data_cfg.source](data_cfg)
-  if data_cfg.get("max_examples", 0):
-    ds.images = ds.images[: data_cfg.max_examples]
-    ds.labels = None if ds.labels is None else ds.labels[: data_cfg.max_examples]
+  n = data_cfg.get("max_examples", 0)
+  if n and n < len(ds.images):
+    ds.description += f"; the first {n} of its {len(ds.images)} kept (data.max_examples)"
+    ds.images = ds.images[:n]
+    ds.labels = None if ds.labels is None else ds.labels[:n]
   return ds
 
 

@@ -1,5 +1,7 @@
 """Any folder of images (JPEG/PNG/..., any size, RGB/RGBA/grayscale), searched
-recursively, e.g. the 819 Pokemon images. Unreadable files are skipped and counted.
+recursively (symlinked folders too), e.g. the 819 Pokemon images. Unreadable
+files, and images whose header claims more than twice PIL's MAX_IMAGE_PIXELS
+(a decompression bomb), are skipped and counted.
 Hidden files and folders (names starting with '.', e.g. Jupyter's
 .ipynb_checkpoints copies or thumbnail caches) are not read."""
 from __future__ import annotations
@@ -14,8 +16,15 @@ from gan_jax.data.common import DataError, Dataset, convert_image
 
 
 def list_files(folder: str) -> list[str]:
-  out = []
-  for root, dirs, files in os.walk(folder):
+  """Every non-hidden file below `folder`, sorted, following symlinked folders
+  (each real folder is read once, so a link cycle ends)."""
+  out, seen = [], set()
+  for root, dirs, files in os.walk(folder, followlinks=True):
+    real = os.path.realpath(root)
+    if real in seen:
+      dirs[:] = []
+      continue
+    seen.add(real)
     dirs[:] = sorted(d for d in dirs if not d.startswith("."))  # walked in this order
     out.extend(os.path.join(root, f) for f in sorted(files) if not f.startswith("."))
   return out
@@ -38,8 +47,8 @@ def load_folder(cfg) -> Dataset:
                                     cfg.channels))
     except DataError as e:  # readable, but not as an image of a known range
       raise DataError(f"{path}: {e}") from None
-    except (UnidentifiedImageError, OSError, ValueError):
-      skipped += 1
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+      skipped += 1  # (a bomb: a header claiming > 2 x PIL's MAX_IMAGE_PIXELS pixels)
   if not images:
     raise DataError(f"config.data.path={folder!r}: none of its {len(files)} files is a "
                     "readable image (JPEG/PNG/GIF/BMP/WebP)")

@@ -18,12 +18,18 @@ _DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4",
 
 
 def read_idx(path: str) -> np.ndarray:
-  opener = gzip.open if path.endswith(".gz") else open
-  with opener(path, "rb") as f:
-    data = f.read()
+  gz = path.endswith(".gz")
+  try:
+    with (gzip.open if gz else open)(path, "rb") as f:
+      data = f.read()
+  except (OSError, EOFError) as e:  # not gzip (BadGzipFile), cut short, unreadable
+    raise DataError(f"{path} cannot be read{' as gzip' if gz else ''}: "
+                    f"{type(e).__name__}: {e}") from None
   if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _DTYPES:
     raise DataError(f"{path} is not an IDX file (bad magic number)")
   ndim = data[3]
+  if len(data) < 4 + 4 * ndim:
+    raise DataError(f"{path} is truncated: its header announces {ndim} dimensions")
   shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
   arr = np.frombuffer(data, dtype=_DTYPES[data[2]], offset=4 + 4 * ndim)
   if arr.size != int(np.prod(shape)):
@@ -68,8 +74,17 @@ def load_idx(cfg) -> Dataset:
       raise DataError(f"config.data.split={split!r} needs {prefix}-images-idx3-ubyte[.gz] "
                       f"in config.data.path={folder!r}, but {why}")
     img = read_idx(ip)
+    # IDX may hold other types, but images are bytes (0-255): a float or wider
+    # integer file would need a scale this reader cannot guess
+    if img.dtype != np.uint8 or img.ndim not in (3, 4):
+      raise DataError(f"{ip} holds {img.ndim}-D {img.dtype.name} values; an IDX image file "
+                      "holds unsigned bytes (type 0x08) shaped (N, H, W) or (N, H, W, C)")
     lp = _find(folder, prefix, "labels-idx1")
-    lbl = read_idx(lp).astype(np.int32) if lp else None
+    lbl = read_idx(lp) if lp else None
+    if lbl is not None and (lbl.ndim != 1 or lbl.dtype.kind not in "iu"):
+      raise DataError(f"{lp} holds {lbl.ndim}-D {lbl.dtype.name} values; an IDX label file "
+                      "holds one integer per image")
+    lbl = None if lbl is None else lbl.astype(np.int32)
     if lbl is not None and len(lbl) != len(img):
       raise DataError(f"{lp} holds {len(lbl)} labels for the {len(img)} images of {ip}")
     images.append(img)

@@ -33,6 +33,11 @@ def load_tfds(cfg) -> Dataset:
     builder = tfds.builder(cfg.name, data_dir=cfg.data_dir or None)
   except Exception as e:  # unknown name
     raise DataError(f"config.data.name={cfg.name!r} is not a TFDS dataset: {e}") from e
+  key, features = cfg.image_key, builder.info.features  # known before any download
+  image_keys = [k for k, f in features.items() if isinstance(f, tfds.features.Image)]
+  if key not in image_keys:
+    raise DataError(f"config.data.image_key={key!r} is not an image feature of "
+                    f"{cfg.name!r}; its image features: {', '.join(image_keys) or 'none'}")
   try:
     builder.download_and_prepare(download_config=download_config)
     ds = builder.as_dataset(split=cfg.split, shuffle_files=False)
@@ -42,11 +47,6 @@ def load_tfds(cfg) -> Dataset:
         f"{str(e).splitlines()[0] if str(e) else ''}. Either prepare it once where the "
         "internet is reachable and pass --config.data.data_dir=DIR, or put the "
         "dataset's original files in a folder and pass --config.data.manual_dir=DIR") from e
-  key, features = cfg.image_key, builder.info.features
-  if key not in features:
-    image_keys = [k for k, f in features.items() if isinstance(f, tfds.features.Image)]
-    raise DataError(f"config.data.image_key={key!r} is not a feature of {cfg.name!r}; its "
-                    f"image features: {', '.join(image_keys) or 'none'}")
   images, labels = [], []
   if None in features[key].shape[:2]:
     # Images of varying size (tf_flowers, ...) cannot be batched: each one is
