@@ -128,14 +128,15 @@ def real_vs_real(config, dataset_images: np.ndarray) -> tuple[dict, tuple[int, i
 
 
 def scatter_png(points, modes, sigma, values: dict, path: str, step: int) -> None:
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
+  # no pyplot: no backend switch or global state in a caller's notebook
+  from matplotlib.figure import Figure
+  from matplotlib.patches import Circle
   os.makedirs(os.path.dirname(path), exist_ok=True)
-  fig, ax = plt.subplots(figsize=(5, 5), dpi=100)
+  fig = Figure(figsize=(5, 5), dpi=100)
+  ax = fig.subplots()
   ax.scatter(points[:, 0], points[:, 1], s=2, alpha=0.4, c="tab:blue", label="generated")
   for m in modes:
-    ax.add_patch(plt.Circle(m, 3 * sigma, fill=False, color="tab:red", lw=1))
+    ax.add_patch(Circle(m, 3 * sigma, fill=False, color="tab:red", lw=1))
   ax.scatter(modes[:, 0], modes[:, 1], s=12, c="tab:red", marker="x", label="modes (3σ circles)")
   lim = np.abs(modes).max() + 1.0
   ax.set_xlim(-lim, lim)
@@ -146,5 +147,4 @@ def scatter_png(points, modes, sigma, values: dict, path: str, step: int) -> Non
   ax.legend(loc="upper right", fontsize=7)
   fig.tight_layout()
   fig.savefig(path + ".tmp", format="png")  # then renamed: never a torn PNG
-  plt.close(fig)
   os.replace(path + ".tmp", path)

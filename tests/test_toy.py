@@ -116,3 +116,34 @@ def test_toy_run_writes_mode_metrics_and_scatter(tmp_path):
   assert not (tmp_path / "png").exists()
   with pytest.raises(ValueError, match="1 or 3 channels"):
     analysis.plot_grid(run.sample(4))
+
+
+def test_scatter_png_draws_points_and_modes_without_touching_the_backend(tmp_path):
+  """A notebook's matplotlib backend survives a toy evaluation; the plot is a
+  500 x 500 PNG with the generated points (blue) and the modes (red)."""
+  import matplotlib
+  before = matplotlib.get_backend()
+  matplotlib.use("svg")  # stands in for a notebook's inline backend
+  try:
+    _scatter_under_svg(tmp_path)
+  finally:
+    matplotlib.use(before)
+
+
+def _scatter_under_svg(tmp_path):
+  import matplotlib
+  from PIL import Image
+  from gan_jax.evaluate import Evaluator
+  c = toy_config(**{"eval.every": 2, "eval.num_samples": 800,
+                    "checkpoint.best_metric": "eval/reverse_kl"})
+  modes, sigma = mixture("ring8")
+  points = modes[None] + np.random.default_rng(0).normal(0, sigma, (100, 8, 2))
+  Evaluator(c, data.load(c.data).images)(_cycling(points.reshape(-1, 2)), 2,
+                                         scatter_path=str(tmp_path / "s.png"))
+  assert matplotlib.get_backend() == "svg"
+  img = np.asarray(Image.open(tmp_path / "s.png").convert("RGB")).astype(int)
+  assert img.shape == (500, 500, 3)
+  r, g, b = img[..., 0], img[..., 1], img[..., 2]
+  assert ((b - r > 40) & (b > g)).sum() > 50        # tab:blue points (alpha 0.4)
+  assert ((r - b > 60) & (r - g > 60)).sum() > 50   # tab:red modes and circles
+  assert (img.min(-1) > 250).mean() > 0.5           # mostly white: not a blank or dark plot
