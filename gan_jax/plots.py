@@ -2,7 +2,8 @@
 nearest-neighbour tables. Every function returns a `matplotlib.figure.Figure`
 made without pyplot (no global state, no backend chosen, nothing shown);
 notebooks display it with `display(fig)`, anything can `fig.savefig(path)`.
-Images are NHWC float arrays in [-1, 1].
+Images are NHWC float arrays in [-1, 1], or uint8 arrays in [0, 255] (a
+dataset's own images), as `neighbors.nearest_neighbors` reads them.
 """
 from __future__ import annotations
 
@@ -14,12 +15,18 @@ def _figure(width: float, height: float):
   return Figure(figsize=(width, height), dpi=100, layout="constrained")
 
 
+def _signed(images) -> np.ndarray:
+  """uint8 [0, 255] -> float [-1, 1]; float images as they are."""
+  images = np.asarray(images)
+  return images.astype(np.float32) / 127.5 - 1 if images.dtype == np.uint8 else images
+
+
 def plot_grid(images, ncols: int | None = None, title: str | None = None,
               scale: float | None = None):
   """A grid of [-1, 1] NHWC images as one Figure; `scale` screen px per image
   px (by default about 500 px along the longer side)."""
   from gan_jax.writers import image_grid
-  images = np.asarray(images)
+  images = _signed(images)
   if images.ndim != 4 or images.shape[-1] not in (1, 3):
     raise ValueError(f"plot_grid draws NHWC images of 1 or 3 channels, not shape "
                      f"{images.shape} (2-D toy points: see eval/scatter_*.png)")
@@ -125,7 +132,7 @@ def plot_neighbors(samples, real, indices, distances=None, title: str | None = N
   if title:
     fig.suptitle(title, fontsize=10)
   for r in range(n):
-    row = [samples[r]] + [real[j] for j in indices[r]]
+    row = [_signed(samples[r])] + [_signed(real[j]) for j in indices[r]]
     for c, img in enumerate(row):
       ax = fig.add_subplot(n, k + 1, r * (k + 1) + c + 1)
       img = np.clip((np.asarray(img) + 1) / 2, 0, 1)

@@ -199,6 +199,15 @@ def test_plots_return_figures(run, tmp_path):
   real = run.real_images(50)
   np.testing.assert_allclose(nn_axes[1].images[0].get_array(),
                              np.clip((real[idx[0, 0]] + 1) / 2, 0, 1)[..., 0])
+  # uint8 images (a dataset's own, as nearest_neighbors accepts them) are read
+  # as 0-255: the same pictures as their [-1, 1] floats
+  real_u8 = np.round((real + 1) * 127.5).astype(np.uint8)
+  u8_axes = analysis.plot_neighbors(x[:2], real_u8, idx, dist).axes
+  np.testing.assert_allclose(u8_axes[1].images[0].get_array(),
+                             nn_axes[1].images[0].get_array(), atol=1 / 255)
+  np.testing.assert_array_equal(
+      analysis.plot_grid(real_u8[:4]).axes[0].images[0].get_array(),
+      analysis.plot_grid(real_u8[:4].astype(np.float32) / 127.5 - 1).axes[0].images[0].get_array())
 
 
 def test_plot_runs_overlays_runs_per_metric():
