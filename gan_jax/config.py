@@ -67,8 +67,10 @@ def _nonnegative_int(config, *names: str) -> None:
 MIN_EVAL_SAMPLES = 6
 
 
-def validate(config, num_devices: int = 1) -> None:
-  """Checks every setting that can be checked without loading data or compiling."""
+def validate(config, num_devices: int = 1, data_files: bool = True) -> None:
+  """Checks every setting that can be checked without loading data or compiling.
+  `data_files=False` skips the checks of the data's files (data.split, data.path),
+  for a caller that trains on synthetic images (scripts/benchmark.py)."""
   _choice("model.name", config.model.name, models.MODELS)
   _choice("train.loss", config.train.loss, losses.LOSSES)
   _choice("data.source", config.data.source, data.SOURCES)
@@ -139,10 +141,10 @@ def validate(config, num_devices: int = 1) -> None:
       models.dcgan_plan(config.data.image_size)
     except ValueError as e:
       raise ConfigError(str(e)) from None
-  if config.data.source == "idx":
+  if data_files and config.data.source == "idx":
     from gan_jax.data.idx import SPLITS
     _choice("data.split", config.data.split, SPLITS)
-  if config.data.source in ("idx", "folder"):
+  if data_files and config.data.source in ("idx", "folder"):
     path = config.data.path
     if not path or not os.path.isdir(path):
       raise ConfigError(f"config.data.path={path!r} is not an existing folder; "

@@ -56,6 +56,8 @@ from ml_collections import config_flags
 _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [os.path.dirname(_HERE), _HERE]  # the repo (gan_jax) and scripts/
 
+from gan_jax.cli import fail, parse_flags  # noqa: E402
+
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Experiment config file (experiments/*.py).",
                                 lock_config=True)
@@ -243,13 +245,35 @@ def check_compare(config) -> None:
                         f"supported: {', '.join(map(repr, valid))}")
 
 
+def _make_profile_folder(folder: str) -> None:
+  """--profile's folder, made before anything is compiled (one line if it cannot be)."""
+  from gan_jax.config import ConfigError
+  if os.path.exists(folder) and not os.path.isdir(folder):
+    raise ConfigError(f"--profile={folder} is a file; pass a folder for the trace")
+  try:
+    os.makedirs(folder, exist_ok=True)
+  except OSError as e:
+    raise ConfigError(f"--profile={folder}: cannot make the folder ({e.strerror})") from None
+
+
 def benchmark(config) -> dict:
+  import importlib.util
   import jax
-  from gan_jax.config import ConfigError, validate
+  from gan_jax.config import ConfigError, check_tfds_available, validate
   from gan_jax.models.layers import resolve_patch_dots, resolve_upsample
-  validate(config, jax.device_count())
+  # synthetic images need no data files; --real_data checks them as training does
+  validate(config, jax.device_count(), data_files=FLAGS.real_data)
+  if FLAGS.real_data:
+    check_tfds_available(config.data)  # offline: seconds, not minutes of retries
   if FLAGS.compare == "torch":
     check_compare(config)
+    try:
+      have_torch = importlib.util.find_spec("torch") is not None
+    except ValueError:  # a torch module without a spec: treat as absent
+      have_torch = False
+    if not have_torch:
+      raise ConfigError("--compare=torch needs PyTorch, which is not installed: "
+                        'pip install -e ".[benchmark]"')
   elif FLAGS.torch_compile != "none":
     raise ConfigError(f"--torch_compile={FLAGS.torch_compile} needs --compare=torch")
   elif FLAGS.torch_channels_last:
@@ -258,6 +282,8 @@ def benchmark(config) -> dict:
       (("profile_steps", 1),) if FLAGS.profile else ()):
     if FLAGS[name].value < low:
       raise ConfigError(f"--{name}={FLAGS[name].value} must be >= {low}")
+  if FLAGS.profile:
+    _make_profile_folder(FLAGS.profile)
   backend, devices = jax.default_backend(), jax.local_devices()
   load_start = os.getloadavg()
   batch = config.train.batch_size
@@ -389,12 +415,13 @@ def _profile(side, folder: str, n: int):
   import glob
   import jax
   os.makedirs(folder, exist_ok=True)
+  pattern = os.path.join(folder, "**", "perfetto_trace.json.gz")
+  earlier = set(glob.glob(pattern, recursive=True))  # never report an older run's trace
   with jax.profiler.trace(folder, create_perfetto_trace=True):
     t0 = time.perf_counter()
     done = side.run(n)
     wall = time.perf_counter() - t0
-  traces = sorted(glob.glob(os.path.join(folder, "**", "perfetto_trace.json.gz"), recursive=True),
-                  key=os.path.getmtime)
+  traces = sorted(set(glob.glob(pattern, recursive=True)) - earlier, key=os.path.getmtime)
   print(f"jax: traced {done} steps in {wall * 1e3:.1f} ms "
         f"({wall / done * 1e3:.3f} ms per step while tracing): "
         f"{traces[-1] if traces else 'no perfetto_trace.json.gz written'}", flush=True)
@@ -412,7 +439,7 @@ def _versions() -> dict:
 
 def main(argv):
   if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    fail(f"unexpected arguments: {' '.join(argv[1:])}", code=2)
   from gan_jax.config import ConfigError
   from gan_jax.data import DataError
   try:
@@ -425,4 +452,4 @@ def main(argv):
 
 if __name__ == "__main__":
   flags.mark_flags_as_required(["config"])
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)

@@ -70,6 +70,9 @@ CASES = {
                             ["--config=experiments/no_such_experiment.py: no such file"]),
     "unknown setting": (["--config.train.bogus_rate=3"], 1,
                         ["--config.train.bogus_rate: the config has no such setting"]),
+    "misspelt setting": (["--config.train.batch_sze=3"], 1,
+                         ["--config.train.batch_sze: the config has no such setting "
+                          "(did you mean batch_size?)"]),
     "badly typed setting": (["--config.train.batch_size=abc"], 1,
                             ["--config.train.batch_size=abc", "invalid literal for int()"]),
     "workdir is a file": (["--workdir={root}/a_file"], 1, ["is a file; give a folder"]),

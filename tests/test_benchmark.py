@@ -116,6 +116,50 @@ def test_benchmark_rejects_what_torch_cannot_mirror():
   assert proc.returncode == 1 and "--rounds=0 must be >= 1" in proc.stderr
 
 
+def test_benchmark_refuses_bad_input_in_one_line_before_compiling(tmp_path):
+  """Each of these used to end in a traceback, some only after every
+  measurement had been made (a --profile file, torch missing)."""
+  (tmp_path / "a_file").write_text("x")
+  no_torch = ("import runpy, sys; sys.modules['torch'] = None; "  # as if not installed
+              f"sys.argv = [{SCRIPT!r}] + sys.argv[1:]; runpy.run_path({SCRIPT!r}, "
+              "run_name='__main__')")
+  cases = [
+      ([f"--profile={tmp_path / 'a_file'}"], 1, f"--profile={tmp_path / 'a_file'} is a file"),
+      (["--config.train.batch_sze=16"], 2,
+       "--config.train.batch_sze: the config has no such setting (did you mean batch_size?)"),
+      (["stray"], 2, "unexpected arguments: stray"),
+      (["--compare=torch", "--torch_threads=1", "-c", no_torch], 1,
+       "--compare=torch needs PyTorch, which is not installed"),
+  ]
+  for extra, rc, message in cases:
+    if "-c" in extra:  # the script run by runpy in a process where torch cannot import
+      i = extra.index("-c")
+      proc = subprocess.run([sys.executable, "-c", extra[i + 1], *TINY, *extra[:i]], cwd=REPO,
+                            capture_output=True, text=True, timeout=120)
+    else:
+      proc = _run(*TINY, *extra, timeout=120)
+    last = proc.stderr.strip().splitlines()[-1]
+    assert (proc.returncode, "Traceback" in proc.stderr) == (rc, False), proc.stderr[-2000:]
+    assert last == f"error: {message}" or last.startswith(f"error: {message}"), last
+    assert "jax: compiled" not in proc.stdout  # refused before compiling
+
+
+def test_benchmark_on_synthetic_data_needs_no_data_files(tmp_path):
+  # a folder source whose folder is missing: synthetic images need none of it,
+  # while --real_data is refused as training refuses it
+  args = [a if not a.startswith("--config=") else "--config=experiments/pokemon.py"
+          for a in TINY] + [f"--config.data.path={tmp_path / 'none'}", "--rounds=1",
+                            "--steps=1", "--warmup=0"]
+  proc = _run(*args)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert json.loads(proc.stdout.strip().splitlines()[-1])["data"] == "synthetic"
+  proc = _run(*args, "--real_data")
+  assert proc.returncode == 1
+  assert proc.stderr.strip().splitlines()[-1] == (
+      f"error: config.data.path='{tmp_path / 'none'}' is not an existing folder; "
+      "data.source='folder' reads its files from one")
+
+
 # --- the PyTorch twin -------------------------------------------------------
 
 torch_dcgan = None
