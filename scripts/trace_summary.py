@@ -10,16 +10,24 @@ with its launch grid and the operation that launched it: the JAX
 name-stack path where the trace has one (library calls such as cuDNN's
 convolutions), else XLA's op name ("command_buffer_N" for the kernels XLA runs
 as a CUDA graph). On a CPU, where there is no device line, the events of
-XLA's own threads (thunks, one per HLO op or fusion) are used instead; these
-overlap when the thunk executor runs ops at the same time, so "busy" can
-exceed the span there.
+XLA's own threads (thunks, one per HLO op or fusion) are used instead.
 
-Prints, per step: the events, their summed time ("busy"), the span from the
-first event's start to the last event's end (per step: over all steps divided
-by --steps), and the top kernels by time with their share of busy time. The
-grid column (blocks of the launch, from the trace) shows kernels that occupy
-few of the chip's multiprocessors. A trace of several devices is summed over
-them: divide by their number for one device's busy time.
+Time is counted as a profiler does, by SELF time: per line (process and
+thread), an event's duration less that of the events nested directly in it
+on the same line (on a CPU a "while.N" event holds its loop body's events).
+"Busy" is the sum of the events' self times, so for properly nested events it
+is the union of the time each line was busy: a nested event is counted once.
+Device kernels do not nest, so there self time is simply the duration. Lines
+are summed, so "busy" can exceed the span where several lines work at once
+(the CPU thunk executor's threads, or several streams or devices).
+
+Prints, per step: the events, their summed self time ("busy"), the span from
+the first event's start to the last event's end (per step: over all steps
+divided by --steps), and the top kernels by self time with their share of
+busy time. The grid column (blocks of the launch, from the trace) shows
+kernels that occupy few of the chip's multiprocessors. A trace of several
+devices is summed over them: divide by their number for one device's busy
+time.
 """
 from __future__ import annotations
 
@@ -27,11 +35,15 @@ import argparse
 import collections
 import gzip
 import json
+import os
 import re
 import sys
 
 _CPU_NOISE = ("ThreadpoolListener", "end: ", "ThunkExecutor", "Wait for", "SlinkyThreadPool",
               "$")
+# Slack, in microseconds, for a nested event's bounds: trace times are floats
+# (to the nanosecond), so a child can seem to end a hair after its parent.
+_NEST_SLACK_US = 1e-3
 
 
 def load(path: str) -> list[dict]:
@@ -80,6 +92,32 @@ def _grid(e: dict) -> str:
   return m.group(1) if m else "-"
 
 
+def self_times(events: list[dict]) -> list[float]:
+  """Each event's self time, in the events' order: its duration less the
+  durations of the events nested directly in it on its line (same pid and
+  tid). An event is nested in another that starts at or before it and ends at
+  or after it (within _NEST_SLACK_US); the innermost such event is its parent.
+  A self time below zero (only from siblings that overlap each other) is
+  counted as zero."""
+  self_us = [float(e["dur"]) for e in events]
+  lines = collections.defaultdict(list)
+  for i, e in enumerate(events):
+    lines[(e.get("pid"), e.get("tid"))].append(i)
+  for idx in lines.values():
+    idx.sort(key=lambda i: (events[i]["ts"], -events[i]["dur"]))
+    stack = []  # indices of the open events, outermost first
+    for i in idx:
+      ts, end = events[i]["ts"], events[i]["ts"] + events[i]["dur"]
+      while stack:
+        top = events[stack[-1]]
+        if ts >= top["ts"] - _NEST_SLACK_US and end <= top["ts"] + top["dur"] + _NEST_SLACK_US:
+          self_us[stack[-1]] -= events[i]["dur"]
+          break
+        stack.pop()
+      stack.append(i)
+  return [max(0.0, t) for t in self_us]
+
+
 def summarize(events: list[dict], steps: int, top: int = 15) -> dict:
   if steps < 1:
     raise ValueError(f"--steps={steps} must be >= 1")
@@ -88,11 +126,12 @@ def summarize(events: list[dict], steps: int, top: int = 15) -> dict:
     raise ValueError("no device or XLA-thread events in the trace")
   start = min(e["ts"] for e in dev)
   end = max(e["ts"] + e["dur"] for e in dev)
-  busy = sum(e["dur"] for e in dev)
+  self_us = self_times(dev)
+  busy = sum(self_us)
   by_name = collections.defaultdict(lambda: {"us": 0.0, "calls": 0, "ops": set(), "grids": set()})
-  for e in dev:
+  for e, us in zip(dev, self_us):
     row = by_name[e["name"]]
-    row["us"] += e["dur"]
+    row["us"] += us
     row["calls"] += 1
     row["ops"].add(_op(e))
     row["grids"].add(_grid(e))
@@ -119,13 +158,31 @@ def report(s: dict) -> str:
       f"{s['busy_us_per_step']:.1f} us, span {s['span_us_per_step']:.1f} us"
       + ("" if s["busy_fraction"] is None else f" (busy/span {s['busy_fraction']:.0%})")
       + f"; {s['distinct']} distinct names",
-      f"{'us/step':>9} {'calls':>6} {'share':>6}  {'grid':14} kernel (name) <- op"]
+      f"{'self us':>9} {'calls':>6} {'share':>6}  {'grid':14} kernel (name) <- op"
+      "   (self: less the events nested in it)"]
   for r in s["top"]:
     ops = ", ".join(r["ops"][:2]) + (f" (+{len(r['ops']) - 2})" if len(r["ops"]) > 2 else "")
     grids = ";".join(r["grids"][:2]) + ("..." if len(r["grids"]) > 2 else "")
     lines.append(f"{r['us_per_step']:9.2f} {r['calls_per_step']:6.2f} {r['share']:6.1%}  "
                  f"{grids:14.14} {r['name'][:60]} <- {ops}")
   return "\n".join(lines)
+
+
+def write_json(path: str, s: dict) -> None:
+  """Writes s to path atomically: to a temporary file in path's folder, then
+  renamed over path, so that path never holds a partial summary."""
+  folder, name = os.path.split(os.path.abspath(path))
+  tmp = os.path.join(folder, f".{name}.{os.getpid()}.tmp")  # open() keeps the usual mode
+  try:
+    with open(tmp, "w") as f:
+      json.dump(s, f, indent=1)
+    os.replace(tmp, path)
+  except BaseException:
+    try:
+      os.unlink(tmp)
+    except OSError:
+      pass
+    raise
 
 
 def main(argv=None) -> int:
@@ -138,15 +195,26 @@ def main(argv=None) -> int:
   if a.steps < 1:  # before reading a trace that may be large
     print(f"error: --steps={a.steps} must be >= 1", file=sys.stderr)
     return 1
+  if a.json:  # also before reading the trace
+    folder = os.path.dirname(os.path.abspath(a.json))
+    if not os.path.isdir(folder):
+      print(f"error: --json={a.json}: no folder {folder}", file=sys.stderr)
+      return 1
+    if os.path.isdir(a.json):
+      print(f"error: --json={a.json} is a folder", file=sys.stderr)
+      return 1
   try:
     s = summarize(load(a.trace), a.steps, a.top)
   except (OSError, ValueError, KeyError) as e:
     print(f"error: {a.trace}: {e}", file=sys.stderr)
     return 1
+  if a.json:  # before the report, so that a failed write prints nothing
+    try:
+      write_json(a.json, s)
+    except OSError as e:
+      print(f"error: --json={a.json}: {e}", file=sys.stderr)
+      return 1
   print(report(s))
-  if a.json:
-    with open(a.json, "w") as f:
-      json.dump(s, f, indent=1)
   return 0
 
 
