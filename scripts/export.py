@@ -10,7 +10,7 @@ parameter count, checksum, date). `gan_jax.analysis.load_run(OUT)` and
 the same images as the checkpoint it came from. --step: best, latest or a step
 number; by default best when the run was evaluated, else latest. --out must be
 new or empty (or --overwrite), and never a training workdir or a folder inside
-one (such as W/checkpoints or W/export). Bad input prints
+one, this run's or another's (such as W/checkpoints or W/export). Bad input prints
 one line and exits non-zero.
 """
 from __future__ import annotations
@@ -20,6 +20,18 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def training_workdir_above(path: str) -> str | None:
+  """The nearest folder above `path` (real path) that holds a training run
+  (config.json and metrics.jsonl, as gan_jax.train writes them), or None."""
+  parent = os.path.dirname(os.path.realpath(path))
+  while True:
+    if all(os.path.isfile(os.path.join(parent, f)) for f in ("config.json", "metrics.jsonl")):
+      return parent
+    if os.path.dirname(parent) == parent:
+      return None
+    parent = os.path.dirname(parent)
 
 
 class Parser(argparse.ArgumentParser):
@@ -43,6 +55,10 @@ def main(argv=None) -> int:
   if out.startswith(work + os.sep):  # (the workdir itself is refused below)
     p.error(f"--out={args.out!r} is inside the training workdir {args.workdir!r}; give a "
             "folder outside it")
+  other = training_workdir_above(args.out)
+  if other is not None:
+    p.error(f"--out={args.out!r} is inside the training workdir {other!r}; give a folder "
+            "outside every run")
   if os.path.isdir(args.out):
     held = set(os.listdir(args.out))
     if held & {"checkpoints", "metrics.jsonl", "config.json"}:

@@ -156,11 +156,19 @@ def test_sample_overwrite_leaves_no_stale_pngs(workdir, tmp_path):
 @pytest.mark.parametrize("setup, message", [
     ("workdir", "is a training workdir; give a folder of its own"),
     ("inside", "is inside the training workdir"),
+    ("inside another run", "is inside the training workdir"),
     ("non-empty", "is not empty; pass --overwrite to replace the export there"),
 ])
 def test_export_refuses_a_workdir_or_a_used_folder(workdir, tmp_path, setup, message, capsys):
   export = _import_script("export")
   out = {"workdir": workdir, "inside": workdir / "checkpoints"}.get(setup, tmp_path / "e")
+  if setup == "inside another run":  # a second run's folder (its files as training writes them)
+    other = tmp_path / "other_run"
+    (other / "checkpoints").mkdir(parents=True)
+    (other / "config.json").write_text("{}")
+    (other / "metrics.jsonl").write_text("")
+    out = other / "exports" / "g"
+    message = f"is inside the training workdir {str(other)!r}; give a folder outside every run"
   if setup == "non-empty":
     out.mkdir()
     (out / "model_card.json").write_text("{}")
