@@ -59,7 +59,12 @@ out, steps = sys.argv[1], int(sys.argv[2])
 quarter = steps // 4
 windows = [(quarter + 1, 2 * quarter), (3 * quarter + 1, steps)]
 for path in sorted(glob.glob(os.path.join(out, "*_seed*", "metrics.jsonl"))):
-  rows = [json.loads(line) for line in open(path)]
+  rows = []
+  for line in open(path):
+    try:
+      rows.append(json.loads(line))
+    except ValueError:  # a line torn by a killed run: the run's resume truncates it
+      pass
   cells = []
   for lo, hi in windows:
     sel = [r for r in rows if lo <= r["step"] <= hi and "d_loss" in r]

@@ -89,7 +89,7 @@ def to_uint8(images: np.ndarray) -> np.ndarray:
 
 
 def write_pngs(batches, out: str, num: int) -> None:
-  from PIL import Image
+  from gan_jax.writers import save_png
   os.makedirs(out, exist_ok=True)
   for name in os.listdir(out):  # an earlier, larger --num must not leave extra samples
     if re.fullmatch(r"\d+\.png", name):
@@ -97,8 +97,7 @@ def write_pngs(batches, out: str, num: int) -> None:
   width, i = max(6, len(str(num - 1))), 0
   for batch in batches:
     for img in to_uint8(batch):
-      Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img).save(
-          os.path.join(out, f"{i:0{width}d}.png"))
+      save_png(img, os.path.join(out, f"{i:0{width}d}.png"))  # atomic: never a torn PNG
       i += 1
 
 
