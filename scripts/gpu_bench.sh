@@ -79,9 +79,11 @@ bench() {  # bench NAME LIMIT_S benchmark.py-flags...
   local flags=(--config=experiments/mnist.py --steps="$steps" --rounds="$rounds" "$@" "${extra[@]}")
   echo "=== $name (limit ${limit} s): python scripts/benchmark.py ${flags[*]}" >> "$out/bench.log"
   local t0=$SECONDS rc
-  timeout "$limit" "$py" scripts/benchmark.py "${flags[@]}" > "$out/run.log" 2>&1
+  # stdout apart from stderr: the JSON row is stdout's last line, whatever a
+  # library prints to stderr as the process ends
+  timeout "$limit" "$py" scripts/benchmark.py "${flags[@]}" > "$out/run.log" 2> "$out/run.err"
   rc=$?
-  cat "$out/run.log" >> "$out/bench.log"
+  cat "$out/run.log" "$out/run.err" >> "$out/bench.log"
   if ((rc == 0)); then
     printf '{"name": "%s", "wall_s": %d, "command": "python scripts/benchmark.py %s", "result": %s}\n' \
       "$name" $((SECONDS - t0)) "${flags[*]}" "$(tail -n 1 "$out/run.log")" >> "$out/results.jsonl"
@@ -154,7 +156,7 @@ for b in 64 256; do
   bench "b${b}_k10_compile_ma" 420 --config.train.batch_size=$b --compare=torch $k10 \
     --torch_compile=max-autotune
 done
-rm -f "$out/run.log"
+rm -f "$out/run.log" "$out/run.err"
 
 "$py" - "$out/results.jsonl" <<'EOF'
 import json, sys
