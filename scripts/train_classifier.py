@@ -14,6 +14,9 @@ With the full TFDS MNIST (60k train, evaluated on the 10k test split):
   python scripts/train_classifier.py --source=tfds --name=mnist --split=train \
     --eval_split=test --holdout=0
 
+Offline, a TFDS dataset not yet prepared is refused at once: pass --data_dir=DIR
+where it is prepared, or --manual_dir=DIR holding its source files.
+
 Prints the held-out accuracy; takes about a minute on a 2-core CPU.
 """
 from __future__ import annotations
@@ -31,7 +34,7 @@ import optax  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 from gan_jax import data  # noqa: E402
-from gan_jax.config import base_config  # noqa: E402
+from gan_jax.config import ConfigError, base_config, check_tfds_available  # noqa: E402
 from gan_jax.data.idx import SPLITS, present  # noqa: E402
 from gan_jax.metrics.features import LENET_WEIGHTS, LeNet, save_params  # noqa: E402
 
@@ -43,6 +46,8 @@ flags.DEFINE_string("split", "", "Split to train on: a TFDS split, or train/test
                     "train files (the shared MNIST folder holds only the test set).")
 flags.DEFINE_string("eval_split", "", "Split to evaluate on, instead of --holdout (tfds, idx).")
 flags.DEFINE_string("data_dir", "", "TFDS data_dir.")
+flags.DEFINE_string("manual_dir", "", "TFDS manual_dir: a folder holding the dataset's source "
+                    "files, to prepare it from without a network.")
 flags.DEFINE_integer("holdout", 1000, "Examples held out for evaluation.")
 flags.DEFINE_integer("epochs", 8, "Training epochs.")
 flags.DEFINE_integer("batch_size", 128, "Batch size.")
@@ -50,21 +55,35 @@ flags.DEFINE_float("lr", 1e-3, "Adam learning rate.")
 flags.DEFINE_integer("seed", 0, "Seed for the split, init and shuffling.")
 flags.DEFINE_string("out", LENET_WEIGHTS, "Where to write the msgpack weights.")
 FLAGS = flags.FLAGS
+SOURCES = ("digits", "folder", "idx", "tfds")  # the data sources with labelled images
+_FLAG_OF = {"source", "path", "name", "data_dir", "manual_dir"}  # config.data keys with a flag
+
+
+def _data_config(split: str):
+  c = base_config().data
+  c.source, c.path, c.name, c.split, c.data_dir, c.manual_dir = (
+      FLAGS.source, FLAGS.path, FLAGS.name, split, FLAGS.data_dir, FLAGS.manual_dir)
+  c.image_size, c.channels = 28, 1
+  return c
+
+
+def _error(e: Exception, flag: str = "--split") -> SystemExit:
+  """The data layer's one-line error, naming this script's flags, not the config keys
+  behind them (config.data.split is `flag`)."""
+  text = str(e)
+  if flag == "--eval_split":  # the split the folder has is the training one
+    text = re.sub(r"; use config\.data\.split='\w+'", "", text)
+  text = re.sub(r"(?:--)?config\.data\.split", flag, text)
+  text = re.sub(r"(?:--)?config\.data\.(\w+)",
+                lambda m: "--" + m[1] if m[1] in _FLAG_OF else m[0], text)
+  return SystemExit("error: " + text)
 
 
 def _load(split: str, flag: str):
-  c = base_config().data
-  c.source, c.path, c.name, c.split, c.data_dir = (FLAGS.source, FLAGS.path, FLAGS.name,
-                                                   split, FLAGS.data_dir)
-  c.image_size, c.channels = 28, 1
   try:
-    ds = data.load(c)
-  except data.DataError as e:  # name this script's flags, not the config keys behind them
-    text = str(e)
-    if flag == "--eval_split":  # the split the folder has is the training one
-      text = re.sub(r"; use config\.data\.split='\w+'", "", text)
-    raise SystemExit("error: " + text.replace("config.data.split", flag)
-                     .replace("config.data.path", "--path")) from None
+    ds = data.load(_data_config(split))
+  except data.DataError as e:
+    raise _error(e, flag) from None
   if ds.labels is None:
     raise SystemExit(f"error: --source={FLAGS.source} has no labels; a classifier needs them")
   return ds.images.astype(np.float32) / 127.5 - 1, ds.labels
@@ -85,7 +104,32 @@ def _default_split() -> str:
   return "train"
 
 
+def _check_out(out: str) -> None:
+  """--out must be a file in a folder that exists or can be made; nothing is made here."""
+  if not out:
+    raise SystemExit("error: --out is empty; give the path of the .msgpack file to write")
+  if out.endswith(("/", os.sep)) or os.path.isdir(out):
+    raise SystemExit(f"error: --out={out!r} is a folder; give a file path, e.g. "
+                     f"{os.path.join(out, 'lenet.msgpack')}")
+  parent = os.path.dirname(os.path.abspath(out))
+  while not os.path.exists(parent):  # the nearest folder that is already there
+    parent = os.path.dirname(parent)
+  if not os.path.isdir(parent):
+    raise SystemExit(f"error: --out={out!r} cannot be written: {parent} is a file, not a folder")
+  if not os.access(parent, os.W_OK | os.X_OK):
+    raise SystemExit(f"error: --out={out!r} cannot be written: no write permission in {parent}")
+
+
 def _check_flags():
+  if FLAGS.source not in SOURCES:
+    what = "holds no images" if FLAGS.source in data.SOURCES else "is unknown"
+    raise SystemExit(f"error: --source={FLAGS.source!r} {what}; valid: {', '.join(SOURCES)}")
+  for name in ("epochs", "batch_size"):
+    if FLAGS[name].value < 1:
+      raise SystemExit(f"error: --{name}={FLAGS[name].value} must be >= 1")
+  if not FLAGS.lr > 0 or FLAGS.lr == float("inf"):  # (NaN fails the first test)
+    raise SystemExit(f"error: --lr={FLAGS.lr} must be a positive, finite learning rate")
+  _check_out(FLAGS.out)
   FLAGS.split = _default_split()
   if FLAGS.eval_split:
     if FLAGS.source not in ("tfds", "idx"):
@@ -98,6 +142,11 @@ def _check_flags():
                        f"--split={FLAGS.split!r}; held-out data must be disjoint")
   elif FLAGS.holdout <= 0:
     raise SystemExit(f"error: --holdout={FLAGS.holdout} must be positive without --eval_split")
+  if FLAGS.source == "tfds":  # offline, TFDS would retry its downloads for minutes
+    try:
+      check_tfds_available(_data_config(FLAGS.split))
+    except (data.DataError, ConfigError) as e:
+      raise _error(e) from None
 
 
 def main(_):
@@ -112,6 +161,9 @@ def main(_):
     perm = np.random.default_rng(FLAGS.seed).permutation(len(x))
     test, train = perm[:FLAGS.holdout], perm[FLAGS.holdout:]
     x, y, x_test, y_test = x[train], y[train], x[test], y[test]
+  if FLAGS.batch_size > len(x):  # known only now; an epoch would run no step at all
+    raise SystemExit(f"error: --batch_size={FLAGS.batch_size} is larger than the training "
+                     f"set of {len(x)} images; use at most {len(x)}")
   model, tx = LeNet(), optax.adam(FLAGS.lr)
   params = model.init(jax.random.PRNGKey(FLAGS.seed), x[:1])["params"]
   opt = tx.init(params)

@@ -77,3 +77,95 @@ def test_train_classifier_refuses_held_out_data_that_is_not_held_out(flags, mess
                        text=True, timeout=120)
   assert out.returncode == 1 and message in out.stderr, out.stderr[-2000:]
   assert not (tmp_path / "w.msgpack").exists()
+
+
+def _train_classifier(*flags, cwd=None):
+  import subprocess
+  import sys
+  import time
+  from conftest import REPO
+  start = time.monotonic()
+  out = subprocess.run([sys.executable, str(REPO / "scripts" / "train_classifier.py"), *flags],
+                       cwd=cwd or REPO, capture_output=True, text=True, timeout=120)
+  return out, time.monotonic() - start
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--epochs=0"], "error: --epochs=0 must be >= 1"),
+    (["--epochs=-3"], "error: --epochs=-3 must be >= 1"),
+    (["--batch_size=0"], "error: --batch_size=0 must be >= 1"),
+    (["--lr=0"], "error: --lr=0.0 must be a positive, finite learning rate"),
+    (["--lr=nan"], "error: --lr=nan must be a positive, finite learning rate"),
+    (["--source=bogus"], "error: --source='bogus' is unknown; valid: digits, folder, idx, tfds"),
+    (["--source=toy"], "error: --source='toy' holds no images; valid: digits, folder, idx, tfds"),
+    # known only once the data is loaded: refused then, before anything is compiled
+    (["--batch_size=5000"], "error: --batch_size=5000 is larger than the training set of "
+                            "1597 images; use at most 1597"),
+    (["--out={tmp}/a_file/w.msgpack"], "error: --out='{tmp}/a_file/w.msgpack' cannot be "
+                                       "written: {tmp}/a_file is a file, not a folder"),
+    (["--out={tmp}/a_file/sub/w.msgpack"], "error: --out='{tmp}/a_file/sub/w.msgpack' cannot be "
+                                           "written: {tmp}/a_file is a file, not a folder"),
+    (["--out={tmp}"], "error: --out='{tmp}' is a folder; give a file path, e.g. "
+                      "{tmp}/lenet.msgpack"),
+    (["--out="], "error: --out is empty; give the path of the .msgpack file to write"),
+])
+def test_train_classifier_refuses_bad_flags_in_one_line(flags, message, tmp_path):
+  (tmp_path / "a_file").write_bytes(b"")
+  out, _ = _train_classifier("--source=digits", "--holdout=200", "--epochs=1",
+                             f"--out={tmp_path}/w.msgpack",  # the flags below win over it
+                             *[f.format(tmp=tmp_path) for f in flags])
+  assert out.returncode == 1 and out.stderr == message.format(tmp=tmp_path) + "\n", out.stderr
+  assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]  # nothing written
+
+
+def test_train_classifier_tfds_offline_fails_fast(tmp_path):
+  # TFDS itself would retry its downloads for minutes; the data_dir it names is
+  # not created, and the message names this script's flags, not config keys.
+  out, seconds = _train_classifier("--source=tfds", f"--data_dir={tmp_path}/tfds_empty",
+                                   f"--out={tmp_path}/w.msgpack")
+  assert out.returncode == 1 and seconds < 60, out.stderr[-2000:]
+  assert out.stderr == (
+      f"error: TFDS dataset 'mnist' is not prepared in {tmp_path}/tfds_empty and cannot be "
+      "downloaded (no network). Either prepare it once where the internet is reachable and "
+      "pass --data_dir=DIR, or put its source files (t10k-images-idx3-ubyte.gz, "
+      "t10k-labels-idx1-ubyte.gz, train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz) "
+      "in a folder and pass --manual_dir=DIR\n")
+  assert list(tmp_path.iterdir()) == []
+
+
+def test_train_classifier_writes_a_bare_file_name_in_the_current_folder(tmp_path):
+  out, _ = _train_classifier("--source=digits", "--holdout=1500", "--epochs=1",
+                             "--out=w.msgpack", cwd=tmp_path)
+  assert out.returncode == 0, out.stderr[-2000:]
+  assert "; wrote w.msgpack (" in out.stdout
+  assert [p.name for p in tmp_path.iterdir()] == ["w.msgpack"]  # no .tmp left behind
+  assert load_params(str(tmp_path / "w.msgpack"))["Dense_1"]["kernel"].shape == (128, 10)
+
+
+def test_save_params_is_atomic(tmp_path, monkeypatch):
+  from flax import serialization
+  from gan_jax.metrics import features
+  params = {"Dense_0": {"kernel": np.arange(6, dtype=np.float32).reshape(2, 3)}}
+  path = tmp_path / "w.msgpack"
+  path.write_bytes(b"the shipped weights")
+
+  def interrupted(*args, **kwargs):
+    raise KeyboardInterrupt
+
+  with monkeypatch.context() as m:  # Ctrl-C while serialising
+    m.setattr(serialization, "msgpack_serialize", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+      features.save_params(params, str(path))
+  assert path.read_bytes() == b"the shipped weights"
+  with monkeypatch.context() as m:  # ... or once the new file is written, before the rename
+    m.setattr(features.os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+      features.save_params(params, str(path))
+  assert path.read_bytes() == b"the shipped weights"
+  assert [p.name for p in tmp_path.iterdir()] == ["w.msgpack"]  # no .tmp left behind
+  features.save_params(params, str(path))
+  np.testing.assert_array_equal(load_params(str(path))["Dense_0"]["kernel"],
+                                params["Dense_0"]["kernel"])
+  monkeypatch.chdir(tmp_path)  # a bare file name: no folder to make
+  features.save_params(params, "bare.msgpack")
+  assert sorted(p.name for p in tmp_path.iterdir()) == ["bare.msgpack", "w.msgpack"]

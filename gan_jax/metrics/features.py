@@ -50,9 +50,19 @@ def to_lenet_input(images) -> jax.Array:
 
 
 def save_params(params, path: str) -> None:
-  os.makedirs(os.path.dirname(path), exist_ok=True)
-  with open(path, "wb") as f:
-    f.write(serialization.msgpack_serialize(jax.device_get(params)))
+  """Writes `path` atomically (via path + ".tmp"): a failure or Ctrl-C leaves
+  the file that was there, such as the shipped weights, as it was."""
+  blob = serialization.msgpack_serialize(jax.device_get(params))
+  folder, tmp = os.path.dirname(path), path + ".tmp"
+  if folder:  # a bare file name is written in the current folder
+    os.makedirs(folder, exist_ok=True)
+  try:
+    with open(tmp, "wb") as f:
+      f.write(blob)
+    os.replace(tmp, path)
+  finally:
+    if os.path.exists(tmp):
+      os.remove(tmp)
 
 
 def load_params(path: str):
