@@ -8,7 +8,6 @@ non-zero (add `--verbose` for the traceback). SIGTERM/SIGINT save and exit 0.
 """
 from __future__ import annotations
 
-
 from absl import app, flags, logging
 from ml_collections import config_flags
 
