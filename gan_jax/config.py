@@ -10,6 +10,7 @@ import json
 import math
 import os
 import socket
+import threading
 
 import ml_collections
 
@@ -154,11 +155,23 @@ def validate(config, num_devices: int = 1, data_files: bool = True) -> None:
 
 
 def _online(host: str = "storage.googleapis.com", timeout: float = 3.0) -> bool:
-  try:
-    socket.create_connection((host, 443), timeout=timeout).close()
-    return True
-  except OSError:
-    return False
+  """Whether `host` accepts a connection, known within 2 x timeout seconds. The
+  socket timeout does not bound the DNS lookup before it, which can hang for
+  tens of seconds on a machine whose resolver is unreachable, so the probe runs
+  in a daemon thread that is abandoned after that."""
+  reached = []
+
+  def probe():
+    try:
+      socket.create_connection((host, 443), timeout=timeout).close()
+      reached.append(True)
+    except OSError:
+      pass
+
+  thread = threading.Thread(target=probe, daemon=True, name="gan_jax-online-probe")
+  thread.start()
+  thread.join(2 * timeout)
+  return bool(reached)
 
 
 def check_tfds_available(data_cfg) -> None:

@@ -259,6 +259,17 @@ def test_tfds_offline_fails_fast(results):
   assert out.stderr.count("\n") == 1  # nothing but the error line
 
 
+def test_the_network_probe_is_bounded_when_dns_hangs(monkeypatch):
+  # socket timeouts do not cover the DNS lookup: a hanging resolver must still
+  # give an answer ("offline") within 2 x the timeout, not after it returns
+  import socket
+  from gan_jax import config
+  monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: time.sleep(30) or [])
+  t0 = time.monotonic()
+  assert config._online("example.invalid", timeout=0.2) is False
+  assert time.monotonic() - t0 < 5
+
+
 def test_tfds_manual_dir_is_checked_for_the_source_files(tmp_path):
   from gan_jax.config import check_tfds_available
   from gan_jax.data import DataError
