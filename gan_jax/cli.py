@@ -61,6 +61,6 @@ def parse_flags(argv: list[str]) -> list[str]:
     FLAGS.config.keys()
     return rest
   except Exception as e:  # flags.Error, or whatever loading the config file raised
-    if "--verbose" in argv:
+    if "--verbose" in argv and "verbose" in FLAGS:  # (a script may have no --verbose)
       raise
     fail(flag_error(argv, e), code=2)

@@ -282,12 +282,12 @@ def benchmark(config) -> dict:
       (("profile_steps", 1),) if FLAGS.profile else ()):
     if FLAGS[name].value < low:
       raise ConfigError(f"--{name}={FLAGS[name].value} must be >= {low}")
-  if FLAGS.profile:
-    _make_profile_folder(FLAGS.profile)
   backend, devices = jax.default_backend(), jax.local_devices()
   load_start = os.getloadavg()
   batch = config.train.batch_size
-  images = _images(config)
+  images = _images(config)  # (--real_data: a data error comes before the folder below)
+  if FLAGS.profile:
+    _make_profile_folder(FLAGS.profile)
   sides = {"jax": JaxSide(config, images)}
   print(f"jax {jax.__version__}: {backend} x{len(devices)} ({devices[0].device_kind}); "
         f"{config.model.name} {config.data.image_size}x{config.data.image_size}x"

@@ -92,7 +92,7 @@ def write_pngs(batches, out: str, num: int) -> None:
   from gan_jax.writers import save_png
   os.makedirs(out, exist_ok=True)
   for name in os.listdir(out):  # an earlier, larger --num must not leave extra samples
-    if re.fullmatch(r"\d+\.png", name):
+    if re.fullmatch(r"\d+\.png(\.tmp)?", name):  # (.tmp: a write a killed run left)
       os.remove(os.path.join(out, name))
   width, i = max(6, len(str(num - 1))), 0
   for batch in batches:

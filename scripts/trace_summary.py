@@ -12,14 +12,14 @@ convolutions), else XLA's op name ("command_buffer_N" for the kernels XLA runs
 as a CUDA graph). On a CPU, where there is no device line, the events of
 XLA's own threads (thunks, one per HLO op or fusion) are used instead.
 
-Time is counted as a profiler does, by SELF time: per line (process and
-thread), an event's duration less that of the events nested directly in it
-on the same line (on a CPU a "while.N" event holds its loop body's events).
-"Busy" is the sum of the events' self times, so for properly nested events it
-is the union of the time each line was busy: a nested event is counted once.
-Device kernels do not nest, so there self time is simply the duration. Lines
-are summed, so "busy" can exceed the span where several lines work at once
-(the CPU thunk executor's threads, or several streams or devices).
+On a CPU, time is counted as a profiler does, by SELF time: per line (process
+and thread), an event's duration less that of the events nested directly in
+it on the same line (a "while.N" thunk holds its loop body's thunks). "Busy"
+is the sum of the events' self times, so for properly nested events it is the
+union of the time each line was busy: a nested event is counted once. Device
+kernels are counted in full (a stream runs them one after another). Lines are
+summed, so "busy" can exceed the span where several lines work at once (the
+CPU thunk executor's threads, or several streams or devices).
 
 Prints, per step: the events, their summed self time ("busy"), the span from
 the first event's start to the last event's end (per step: over all steps
@@ -126,7 +126,9 @@ def summarize(events: list[dict], steps: int, top: int = 15) -> dict:
     raise ValueError("no device or XLA-thread events in the trace")
   start = min(e["ts"] for e in dev)
   end = max(e["ts"] + e["dur"] for e in dev)
-  self_us = self_times(dev)
+  # XLA:CPU's thunks nest (a while loop holds its body); a device stream runs
+  # its kernels one after another, so there each kernel counts in full
+  self_us = self_times(dev) if kind == "cpu" else [float(e["dur"]) for e in dev]
   busy = sum(self_us)
   by_name = collections.defaultdict(lambda: {"us": 0.0, "calls": 0, "ops": set(), "grids": set()})
   for e, us in zip(dev, self_us):
@@ -158,12 +160,12 @@ def report(s: dict) -> str:
       f"{s['busy_us_per_step']:.1f} us, span {s['span_us_per_step']:.1f} us"
       + ("" if s["busy_fraction"] is None else f" (busy/span {s['busy_fraction']:.0%})")
       + f"; {s['distinct']} distinct names",
-      f"{'self us':>9} {'calls':>6} {'share':>6}  {'grid':14} kernel (name) <- op"
+      f"{'self us/step':>12} {'calls':>6} {'share':>6}  {'grid':14} kernel (name) <- op"
       "   (self: less the events nested in it)"]
   for r in s["top"]:
     ops = ", ".join(r["ops"][:2]) + (f" (+{len(r['ops']) - 2})" if len(r["ops"]) > 2 else "")
     grids = ";".join(r["grids"][:2]) + ("..." if len(r["grids"]) > 2 else "")
-    lines.append(f"{r['us_per_step']:9.2f} {r['calls_per_step']:6.2f} {r['share']:6.1%}  "
+    lines.append(f"{r['us_per_step']:12.2f} {r['calls_per_step']:6.2f} {r['share']:6.1%}  "
                  f"{grids:14.14} {r['name'][:60]} <- {ops}")
   return "\n".join(lines)
 

@@ -128,6 +128,7 @@ def test_benchmark_refuses_bad_input_in_one_line_before_compiling(tmp_path):
       (["--config.train.batch_sze=16"], 2,
        "--config.train.batch_sze: the config has no such setting (did you mean batch_size?)"),
       (["stray"], 2, "unexpected arguments: stray"),
+      (["--verbose"], 2, "Unknown command line flag 'verbose'"),  # gan_jax.main's, not ours
       (["--compare=torch", "--torch_threads=1", "-c", no_torch], 1,
        "--compare=torch needs PyTorch, which is not installed"),
   ]
@@ -158,6 +159,13 @@ def test_benchmark_on_synthetic_data_needs_no_data_files(tmp_path):
   assert proc.stderr.strip().splitlines()[-1] == (
       f"error: config.data.path='{tmp_path / 'none'}' is not an existing folder; "
       "data.source='folder' reads its files from one")
+  # data that fails only as it loads is still refused before --profile's folder is made
+  (tmp_path / "junk").mkdir()
+  (tmp_path / "junk" / "a.txt").write_text("not an image")
+  proc = _run(*args, "--real_data", f"--config.data.path={tmp_path / 'junk'}",
+              f"--profile={tmp_path / 'prof'}")
+  assert proc.returncode == 1 and "none of its 1 files is a readable image" in proc.stderr
+  assert not (tmp_path / "prof").exists()
 
 
 # --- the PyTorch twin -------------------------------------------------------

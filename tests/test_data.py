@@ -106,6 +106,7 @@ def _write_idx(path, arr, code, raw=b""):
     ("float labels", r"labels-idx1-ubyte.gz holds 1-D float32 values; an IDX label file"),
     ("cut short", r"images-idx3-ubyte.gz cannot be read as gzip: EOFError"),
     ("not gzip", r"images-idx3-ubyte.gz cannot be read as gzip: BadGzipFile"),
+    ("corrupt gzip", r"images-idx3-ubyte.gz cannot be read as gzip: error: Error -3"),
     ("header only", r"images-idx3-ubyte.gz is truncated: its header announces 3 dimensions"),
 ])
 def test_idx_bad_files_get_one_line_errors(tmp_path, case, pattern):
@@ -122,6 +123,10 @@ def test_idx_bad_files_get_one_line_errors(tmp_path, case, pattern):
     _write_idx(labels, np.arange(4, dtype=np.float32), 0x0D)
   elif case == "cut short":
     images.write_bytes(images.read_bytes()[:30])
+  elif case == "corrupt gzip":  # a valid gzip header, then damaged deflate data
+    raw = bytearray(images.read_bytes())
+    raw[20:40] = bytes(b ^ 0xFF for b in raw[20:40])
+    images.write_bytes(bytes(raw))
   elif case == "not gzip":
     images.write_bytes(bytes([0, 0, 8, 3]) + imgs.tobytes())
   elif case == "header only":
@@ -141,8 +146,13 @@ def test_folder_follows_symlinked_folders_once_and_skips_decompression_bombs(tmp
   (root / "linked").symlink_to(real)
   (real / "inner" / "loop").symlink_to(real)  # a cycle: each real folder is read once
   # a PNG whose header claims 20000 x 20000 pixels (> 2 x PIL's MAX_IMAGE_PIXELS)
-  big = (root / "red.png").read_bytes()
-  (root / "zbomb.png").write_bytes(big[:16] + (20000).to_bytes(4, "big") * 2 + big[24:])
+  import zlib
+  png = (root / "red.png").read_bytes()  # IHDR: length, b"IHDR", width, height, ... CRC
+  ihdr = b"IHDR" + (20000).to_bytes(4, "big") * 2 + png[24:29]
+  bomb = png[:8] + png[8:12] + ihdr + zlib.crc32(ihdr).to_bytes(4, "big") + png[33:]
+  (root / "zbomb.png").write_bytes(bomb)
+  with pytest.raises(Image.DecompressionBombError):  # a valid header, as PIL reads it
+    Image.open(root / "zbomb.png")
   ds = data.load(_cfg(source="folder", path=str(root), image_size=8, channels=3))
   assert ds.images.shape == (2, 8, 8, 3)
   assert [tuple(x[0, 0]) for x in ds.images] == [(255, 0, 0), (0, 0, 255)]  # red, linked/

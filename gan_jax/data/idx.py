@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import zlib
 
 import numpy as np
 
@@ -22,7 +23,7 @@ def read_idx(path: str) -> np.ndarray:
   try:
     with (gzip.open if gz else open)(path, "rb") as f:
       data = f.read()
-  except (OSError, EOFError) as e:  # not gzip (BadGzipFile), cut short, unreadable
+  except (OSError, EOFError, zlib.error) as e:  # not gzip, cut short, corrupt, unreadable
     raise DataError(f"{path} cannot be read{' as gzip' if gz else ''}: "
                     f"{type(e).__name__}: {e}") from None
   if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _DTYPES:
