@@ -55,8 +55,13 @@ def main(argv):
   logging.set_verbosity(logging.WARNING)
   if FLAGS.step == "init":
     saved = checkpoint.saved_config(FLAGS.workdir)
+    card = os.path.join(FLAGS.workdir, analysis.CARD_FILE)
+    if saved is None and os.path.isfile(card):  # an export: its card holds the config
+      with open(card) as f:
+        saved = json.load(f).get("config")
     if saved is None:
-      raise FileNotFoundError(f"{FLAGS.workdir} has no config.json or checkpoint")
+      raise FileNotFoundError(f"{FLAGS.workdir} has no config.json, checkpoint or "
+                              f"{analysis.CARD_FILE}")
     config = from_dict(saved)
     step_name, generate = "init", _init_generator(config)
   else:

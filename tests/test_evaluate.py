@@ -44,7 +44,7 @@ def _evaluate(wd, *flags):
                         cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
 
 
-def test_evaluate_script_with_floor_and_untrained_baseline(run):
+def test_evaluate_script_with_floor_and_untrained_baseline(run, tmp_path):
   out = _evaluate(run, "--step=latest", "--num_samples=200", "--real_vs_real")
   assert out.returncode == 0, out.stderr[-2000:]
   res = json.loads((run / "eval" / "step_8.json").read_text())
@@ -65,6 +65,13 @@ def test_evaluate_script_with_floor_and_untrained_baseline(run):
   assert init.returncode == 0, init.stderr[-2000:]
   res0 = json.loads((run / "eval" / "step_init.json").read_text())
   assert res0["metrics"]["eval/fid"] > res["metrics"]["eval/fid"]
+  # an export's card holds the config, so its untrained baseline is the run's
+  from gan_jax import analysis
+  export = tmp_path / "export"
+  analysis.export(analysis.load_run(str(run), "latest"), str(export))
+  init = _evaluate(export, "--step=init", "--num_samples=200")
+  assert init.returncode == 0, init.stderr[-2000:]
+  assert json.loads((export / "eval" / "step_init.json").read_text())["metrics"] == res0["metrics"]
 
 
 @pytest.fixture(scope="module")
