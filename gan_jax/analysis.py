@@ -48,6 +48,7 @@ import numpy as np
 from gan_jax import checkpoint, models
 from gan_jax.checkpoint import CheckpointError
 from gan_jax.config import from_dict
+from gan_jax.files import atomic_write
 from gan_jax.neighbors import SPACES, nearest_neighbors
 from gan_jax.plots import plot_curves, plot_grid, plot_neighbors, plot_runs
 from gan_jax.steps import make_sample_fn
@@ -405,10 +406,8 @@ def export(run: Run, out_dir: str) -> str:
   os.makedirs(out_dir, exist_ok=True)
   for name, payload in ((PARAMS_FILE, blob),
                         (CARD_FILE, (json.dumps(card, indent=2) + "\n").encode())):
-    tmp = os.path.join(out_dir, name + ".tmp")
-    with open(tmp, "wb") as f:
+    with atomic_write(os.path.join(out_dir, name), "wb") as f:
       f.write(payload)
-    os.replace(tmp, os.path.join(out_dir, name))
   return os.path.join(out_dir, CARD_FILE)
 
 

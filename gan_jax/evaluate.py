@@ -19,6 +19,7 @@ import numpy as np
 
 from gan_jax import metrics
 from gan_jax.data.toy import mixture
+from gan_jax.files import atomic_write
 from gan_jax.metrics.features import get_extractor
 from gan_jax.metrics.modes import mode_metrics
 
@@ -146,5 +147,5 @@ def scatter_png(points, modes, sigma, values: dict, path: str, step: int) -> Non
                f"{100 * values['hq_fraction']:.1f}% HQ, rKL {values['reverse_kl']:.3f}")
   ax.legend(loc="upper right", fontsize=7)
   fig.tight_layout()
-  fig.savefig(path + ".tmp", format="png")  # then renamed: never a torn PNG
-  os.replace(path + ".tmp", path)
+  with atomic_write(path, "wb") as f:  # never a torn PNG
+    fig.savefig(f, format="png")

@@ -22,6 +22,7 @@ import numpy as np
 from gan_jax import checkpoint, data, models, steps
 from gan_jax.config import (MIN_EVAL_SAMPLES, VERSION_KEY, ConfigError, check_tfds_available,
                             from_dict, saved_dict, to_dict, validate)
+from gan_jax.files import atomic_write
 from gan_jax.state import count_params, create_state, make_optimizers
 from gan_jax.writers import Progress, Writer, truncate_jsonl
 
@@ -106,9 +107,8 @@ def _check_workdir(workdir) -> None:
 
 
 def _write_json_atomic(path: str, obj) -> None:
-  with open(path + ".tmp", "w") as f:
+  with atomic_write(path) as f:
     json.dump(obj, f, indent=2, sort_keys=True)
-  os.replace(path + ".tmp", path)
 
 
 class _StopFlag:

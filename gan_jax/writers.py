@@ -10,6 +10,8 @@ import time
 import numpy as np
 from PIL import Image
 
+from gan_jax.files import atomic_write
+
 
 def image_grid(images: np.ndarray, ncols: int | None = None, pad: int = 2) -> np.ndarray:
   """[-1, 1] float NHWC -> one uint8 HxWxC grid image (pad px of white between)."""
@@ -31,8 +33,8 @@ def save_png(array_hwc: np.ndarray, path: str, upscale: int = 1) -> None:
   im = Image.fromarray(array_hwc[..., 0] if array_hwc.shape[-1] == 1 else array_hwc)
   if upscale > 1:
     im = im.resize((im.width * upscale, im.height * upscale), Image.NEAREST)
-  im.save(path + ".tmp", format="PNG")  # then renamed: a killed run leaves no torn PNG
-  os.replace(path + ".tmp", path)
+  with atomic_write(path, "wb") as f:  # a killed run leaves no torn PNG
+    im.save(f, format="PNG")
 
 
 def _summary_writer_cls():
@@ -105,9 +107,8 @@ def truncate_jsonl(path: str, last_step: int) -> None:
       break
     if isinstance(row, dict) and isinstance(row.get("step"), int) and row["step"] <= last_step:
       keep.append(line + b"\n")
-  with open(path + ".tmp", "wb") as f:
+  with atomic_write(path, "wb") as f:
     f.writelines(keep)
-  os.replace(path + ".tmp", path)
 
 
 class Progress:

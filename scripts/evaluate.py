@@ -51,6 +51,7 @@ def main(argv):
   del argv
   from absl import logging
   from gan_jax import analysis, checkpoint, data, evaluate
+  from gan_jax.files import atomic_write
   from gan_jax.config import MIN_EVAL_SAMPLES, from_dict
   logging.set_verbosity(logging.WARNING)
   if FLAGS.step == "init":
@@ -98,12 +99,11 @@ def main(argv):
     print(f"{k:<18}{v:>14.5g}" + (f"{floor[k]:>16.5g}" if k in floor else ""))
   os.makedirs(out_dir, exist_ok=True)
   path = os.path.join(out_dir, f"step_{step_name}.json")
-  with open(path + ".tmp", "w") as f:  # then renamed: a crash never leaves a torn result
+  with atomic_write(path) as f:  # a crash never leaves a torn result
     json.dump({"step": step_name, "num_samples": config.eval.num_samples,
                "num_real": evaluate.eval_sizes(config, len(images))[0],
                "metrics": results, "real_vs_real": floor,
                "real_vs_real_sizes": list(floor_n) if floor_n else None}, f, indent=2)
-  os.replace(path + ".tmp", path)
   print(f"wrote {path}" + (f" and {scatter}" if config.data.source == "toy" else ""))
 
 

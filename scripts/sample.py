@@ -30,6 +30,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 
+from gan_jax.files import atomic_write  # noqa: E402
+
 FORMATS = ("png", "npz")
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)   # fixed, so the same samples give the same bytes
 
@@ -109,21 +111,16 @@ def write_npz(batches, out: str, num: int, shape, key: str = "images",
               convert=to_uint8, dtype=np.uint8) -> None:
   """np.load-able .npz with `key` (by default 'images', uint8, num x H x W x C),
   streamed: the .npy header is written first, then each batch's bytes (C order)."""
-  tmp = out + ".tmp"
   header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
             "fortran_order": False, "shape": (num, *shape)}
   info = zipfile.ZipInfo(f"{key}.npy", date_time=ZIP_TIME)
   info.compress_type = zipfile.ZIP_DEFLATED
   info.external_attr = 0o644 << 16
-  try:
-    with zipfile.ZipFile(tmp, "w") as zf, zf.open(info, "w", force_zip64=True) as f:
-      np.lib.format.write_array_header_1_0(f, header)
-      for batch in batches:
-        f.write(np.ascontiguousarray(convert(batch), dtype=dtype).tobytes())
-    os.replace(tmp, out)
-  finally:
-    if os.path.exists(tmp):
-      os.remove(tmp)
+  with atomic_write(out, "wb") as raw, zipfile.ZipFile(raw, "w") as zf, \
+      zf.open(info, "w", force_zip64=True) as f:
+    np.lib.format.write_array_header_1_0(f, header)
+    for batch in batches:
+      f.write(np.ascontiguousarray(convert(batch), dtype=dtype).tobytes())
 
 
 def main(argv=None) -> int:

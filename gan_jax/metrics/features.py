@@ -22,6 +22,8 @@ import numpy as np
 import flax.linen as nn
 from flax import serialization
 
+from gan_jax.files import atomic_write
+
 WEIGHTS_DIR = os.path.join(os.path.dirname(__file__), "weights")
 LENET_WEIGHTS = os.path.join(WEIGHTS_DIR, "lenet_mnist.msgpack")
 
@@ -53,16 +55,10 @@ def save_params(params, path: str) -> None:
   """Writes `path` atomically (via path + ".tmp"): a failure or Ctrl-C leaves
   the file that was there, such as the shipped weights, as it was."""
   blob = serialization.msgpack_serialize(jax.device_get(params))
-  folder, tmp = os.path.dirname(path), path + ".tmp"
-  if folder:  # a bare file name is written in the current folder
-    os.makedirs(folder, exist_ok=True)
-  try:
-    with open(tmp, "wb") as f:
-      f.write(blob)
-    os.replace(tmp, path)
-  finally:
-    if os.path.exists(tmp):
-      os.remove(tmp)
+  if os.path.dirname(path):  # a bare file name is written in the current folder
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+  with atomic_write(path, "wb") as f:
+    f.write(blob)
 
 
 def load_params(path: str):
