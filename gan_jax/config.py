@@ -16,6 +16,7 @@ import ml_collections
 
 from gan_jax import data, losses, models
 from gan_jax.models.layers import PATCH_DOTS, UPSAMPLE_METHODS
+from gan_jax.models.norm import BATCHNORM
 
 
 class ConfigError(ValueError):
@@ -27,8 +28,8 @@ def base_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.seed = 0
   c.model = dict(name="dcgan", z_dim=100, g_features=64, d_features=64, upsample="auto",
-                 patch_dots="auto", g_hidden=(256, 512, 1024), d_hidden=(1024, 512, 256),
-                 g_output="tanh", d_pack=1)
+                 patch_dots="auto", batchnorm="auto", g_hidden=(256, 512, 1024),
+                 d_hidden=(1024, 512, 256), g_output="tanh", d_pack=1)
   c.data = dict(source="tfds", name="mnist", split="train", image_key="image", path="",
                 data_dir="", manual_dir="", image_size=28, channels=1, max_examples=0)
   c.train = dict(loss="non_saturating", batch_size=64, num_steps=10_000, d_steps=1,
@@ -78,6 +79,7 @@ def validate(config, num_devices: int = 1, data_files: bool = True) -> None:
   _choice("train.compute_dtype", config.train.compute_dtype, models.DTYPES)
   _choice("model.upsample", config.model.upsample, UPSAMPLE_METHODS)
   _choice("model.patch_dots", config.model.get("patch_dots", "auto"), PATCH_DOTS)
+  _choice("model.batchnorm", config.model.get("batchnorm", "auto"), BATCHNORM)
   _positive(config, "model.z_dim", "model.g_features", "model.d_features",
             "data.image_size", "train.batch_size", "train.num_steps", "train.d_steps",
             "train.g_lr", "train.d_lr", "train.steps_per_call", "train.log_every",

@@ -261,6 +261,7 @@ def benchmark(config) -> dict:
   import jax
   from gan_jax.config import ConfigError, check_tfds_available, validate
   from gan_jax.models.layers import resolve_patch_dots, resolve_upsample
+  from gan_jax.models.norm import resolve_batchnorm
   # synthetic images need no data files; --real_data checks them as training does
   validate(config, jax.device_count(), data_files=FLAGS.real_data)
   if FLAGS.real_data:
@@ -375,6 +376,8 @@ def benchmark(config) -> dict:
       "torch_cpu_ms_per_step": None if torch_sps is None else statistics.median(cpu_ms["torch"]),
       "upsample": resolve_upsample(config.model.upsample),
       "patch_dots": resolve_patch_dots(config.model.get("patch_dots", "auto")),
+      "batchnorm": config.model.get("batchnorm", "auto"),
+      "bn_two_stage_rows": resolve_batchnorm(config.model.get("batchnorm", "auto")),
       "xla_flags": os.environ.get("XLA_FLAGS", ""),
       "cpu_count": os.cpu_count(),
       "usable_cpus": _usable_cpus(),

@@ -102,6 +102,8 @@ IN_PROCESS = {
     "zero features": ({"model.g_features": 0}, ["config.model.g_features=0 must be a positive"]),
     "unknown patch_dots": ({"model.patch_dots": "yes"},
                            ["config.model.patch_dots='yes' is unknown; valid: auto, off, on"]),
+    "unknown batchnorm": ({"model.batchnorm": "fast"},
+                          ["config.model.batchnorm='fast' is unknown; valid: auto, flax, two_stage"]),
     "checkpoint interval vs steps_per_call": (
         {"train.steps_per_call": 2, "checkpoint.every": 5},
         ["config.checkpoint.every=5 must be a multiple of config.train.steps_per_call=2"]),

@@ -6,6 +6,7 @@ import jax.numpy as jnp
 from gan_jax.models.dcgan import DCGANDiscriminator, DCGANGenerator, dcgan_plan
 from gan_jax.models.layers import resolve_patch_dots, resolve_upsample
 from gan_jax.models.mlp import MLPDiscriminator, MLPGenerator
+from gan_jax.models.norm import resolve_batchnorm
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
@@ -22,9 +23,11 @@ def _dcgan(config):
   d, m = config.data, config.model
   dtype = DTYPES[config.train.compute_dtype]
   patch_dots = resolve_patch_dots(m.get("patch_dots", "auto"))
+  two_stage_rows = resolve_batchnorm(m.get("batchnorm", "auto"))
   return (DCGANGenerator(d.image_size, d.channels, m.g_features,
-                         resolve_upsample(m.upsample), m.g_output, patch_dots, dtype=dtype),
-          DCGANDiscriminator(d.image_size, m.d_features, patch_dots, dtype=dtype))
+                         resolve_upsample(m.upsample), m.g_output, patch_dots, two_stage_rows,
+                         dtype=dtype),
+          DCGANDiscriminator(d.image_size, m.d_features, patch_dots, two_stage_rows, dtype=dtype))
 
 
 MODELS = {"mlp": _mlp, "dcgan": _dcgan}

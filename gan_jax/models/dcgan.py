@@ -9,12 +9,14 @@ logit. No pooling. The start size s0 is in [4, 7], so 28 px is 7 -> 14 -> 28,
 """
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import jax.numpy as jnp
 import flax.linen as nn
 
 from gan_jax.models.layers import DCGAN_INIT, IMAGE_MAX_CHANNELS, Conv4x4s2, Upsample2x
+from gan_jax.models.norm import BatchNorm
 
 
 def dcgan_plan(image_size: int) -> tuple[int, int]:
@@ -29,11 +31,15 @@ def dcgan_plan(image_size: int) -> tuple[int, int]:
   return s, n
 
 
-def _bn(train: bool, axis_name, dtype):
-  # With axis_name='batch' the statistics are averaged across devices with
-  # lax.pmean under shard_map, so N devices compute what 1 device does.
-  return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
-                      axis_name=axis_name if train else None, dtype=dtype)
+def _bn(x, train: bool, axis_name, dtype, two_stage_rows: int):
+  """BatchNorm of x. With axis_name='batch' the statistics are averaged across
+  devices with lax.pmean under shard_map, so N devices compute what 1 device
+  does. A layer of at most two_stage_rows rows (N*H*W on this device) takes its
+  sums in two stages (norm.py); both layers are named BatchNorm_i."""
+  rows = math.prod(x.shape[:-1])
+  layer = BatchNorm if rows <= two_stage_rows else nn.BatchNorm
+  return layer(use_running_average=not train, momentum=0.9, epsilon=1e-5,
+               axis_name=axis_name if train else None, dtype=dtype)(x)
 
 
 class DCGANGenerator(nn.Module):
@@ -43,6 +49,7 @@ class DCGANGenerator(nn.Module):
   upsample: str = "subpixel"
   output: str = "tanh"  # 'linear' drops the final tanh (config.model.g_output)
   patch_dots: bool = False  # the image layer as patch dots (layers.py)
+  bn_two_stage_rows: int = 0  # norm.resolve_batchnorm: 0 = flax's BatchNorm everywhere
   axis_name: str | None = "batch"
   dtype: Any = jnp.float32
 
@@ -53,11 +60,11 @@ class DCGANGenerator(nn.Module):
     x = nn.Dense(s0 * s0 * feats, use_bias=False, kernel_init=DCGAN_INIT,
                  dtype=self.dtype)(z.astype(self.dtype))
     x = x.reshape(z.shape[0], s0, s0, feats)
-    x = nn.relu(_bn(train, self.axis_name, self.dtype)(x))
+    x = nn.relu(_bn(x, train, self.axis_name, self.dtype, self.bn_two_stage_rows))
     for i in range(n - 1):
       x = Upsample2x(self.base_features * 2 ** (n - 2 - i), self.upsample,
                      dtype=self.dtype)(x)
-      x = nn.relu(_bn(train, self.axis_name, self.dtype)(x))
+      x = nn.relu(_bn(x, train, self.axis_name, self.dtype, self.bn_two_stage_rows))
     patches = self.patch_dots and self.channels <= IMAGE_MAX_CHANNELS
     x = Upsample2x(self.channels, "patches" if patches else self.upsample, use_bias=True,
                    dtype=self.dtype)(x)
@@ -69,6 +76,7 @@ class DCGANDiscriminator(nn.Module):
   image_size: int
   base_features: int = 64
   patch_dots: bool = False  # input gradients (and the image layer) as patch dots (layers.py)
+  bn_two_stage_rows: int = 0  # norm.resolve_batchnorm: 0 = flax's BatchNorm everywhere
   axis_name: str | None = "batch"
   dtype: Any = jnp.float32
 
@@ -85,7 +93,7 @@ class DCGANDiscriminator(nn.Module):
         x = nn.Conv(feats, (4, 4), (2, 2), ((1, 1), (1, 1)), use_bias=(i == 0),
                     kernel_init=DCGAN_INIT, dtype=self.dtype, name=name)(x)
       if i > 0:
-        x = _bn(train, self.axis_name, self.dtype)(x)
+        x = _bn(x, train, self.axis_name, self.dtype, self.bn_two_stage_rows)
       x = nn.leaky_relu(x, 0.2)
     x = x.reshape(x.shape[0], -1)
     return nn.Dense(1, kernel_init=DCGAN_INIT, dtype=self.dtype)(x)[:, 0].astype(jnp.float32)
