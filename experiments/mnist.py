@@ -48,6 +48,11 @@ ranged from 660 to 1,340) and 256; with steps_per_call=10 at ~1,250-1,430
 A later session measured ~1,470 steps/s at batch 64 on an H100 with
 steps_per_call 10, 50 or 100 alike (~916 with 1), and on an H200 ~1,430-1,480
 (batch 64) and ~1,020-1,030 (batch 256) with steps_per_call=10.
+With BatchNorm's sums taken in two stages (model.batchnorm, whose default
+'auto' does that on GPUs for the 7x7 layers at batch 64), an H100 ran the
+batch-64 step at ~1,655-1,755 steps/s against ~1,410-1,465 with flax's
+BatchNorm, and ~1,970 with --config.model.patch_dots=on as well (those runs set
+model.batchnorm=two_stage; BENCHMARKS.md, fourteenth session).
 On an H100 the offline command above with --config.eval.every=1000
 --config.train.log_every=50 took 30-34 s per 2,000-step run (start-up,
 compilation, two evaluations and checkpoints included) and measured FID

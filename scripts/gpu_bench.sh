@@ -34,6 +34,9 @@
 #         b64_k10_profile b64_k10_profile_tr b256_k10_profile b256_k10_profile_tr"
 # The host-bound check at batch 64 (b64_k1_jax, b64_k10_jax, b64_k50_jax,
 # b64_k100_jax, b64_k50_profile) took 10-16 s a run, 63 s in all, on an H100.
+# BatchNorm's sums (model.batchnorm) were compared by calling the script in
+# turn with EXTRA=--config.model.batchnorm=flax and =two_stage, e.g.
+# RUNS="b64_k10_jax b256_k10_profile" (10-25 s a run on an H100).
 # BENCHMARKS.md has the results.
 #
 # Environment: PYTHON (python3), STEPS (300 per timing block), ROUNDS (5),
