@@ -5,6 +5,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from jax import lax
+from jax.sharding import NamedSharding, PartitionSpec as P
 
 from gan_jax import models, steps
 from gan_jax.models.dcgan import DCGANGenerator
@@ -49,6 +51,71 @@ def test_two_stage_vjp_is_the_autodiff_gradient_including_mean_and_var(shape):
     np.testing.assert_allclose(g, r, rtol=1e-4, atol=1e-5 * float(jnp.max(jnp.abs(r))))
 
 
+def _reference_pmean(x, scale, bias, eps, axis_name):
+  """flax's statistics (float32, averaged over axis_name) and normalisation."""
+  axes = tuple(range(x.ndim - 1))
+  x32 = x.astype(jnp.float32)
+  mean, mean2 = lax.pmean(jnp.stack([x32.mean(axes), (x32 * x32).mean(axes)]), axis_name)
+  var = jnp.maximum(0.0, mean2 - mean * mean)
+  return (x32 - mean) * (lax.rsqrt(var + eps) * scale) + bias, mean, var
+
+
+@pytest.mark.parametrize("shape,dtype,per_device_params", [
+    ((8, 3, 3, 5), jnp.float32, False), ((8, 3, 3, 5), jnp.float32, True),
+    ((8, 5), jnp.float32, True), ((8, 3, 3, 5), jnp.bfloat16, True)])
+def test_two_stage_vjp_under_shard_map_on_four_devices(shape, dtype, per_device_params):
+  """Statistics averaged over 4 devices: the gradient, including the terms of
+  the returned mean and variance (which divide by the global row count), is
+  autodiff's through lax.pmean; parameters replicated or per-device."""
+  assert jax.device_count() == 4, "conftest sets JAX_NUM_CPU_DEVICES=4"
+  mesh = jax.make_mesh((4,), ("batch",))
+  k = jax.random.split(jax.random.PRNGKey(7), 6)
+  x = (2 * jax.random.normal(k[0], shape) + 0.5).astype(dtype)
+  scale = 1 + 0.2 * jax.random.normal(k[1], shape[-1:])
+  bias = 0.1 * jax.random.normal(k[2], shape[-1:])
+  ty, tm, tv = (jax.random.normal(k[3], shape), jax.random.normal(k[4], shape[-1:]),
+                jax.random.normal(k[5], shape[-1:]))
+
+  def grads(fn):
+    def per_device(x, scale, bias, ty):
+      def loss(x, scale, bias):
+        y, mean, var = fn(x, scale, bias, 1e-5, "batch")
+        return jnp.sum(jnp.sin(y) * ty) + jnp.sum(mean * tm) + jnp.sum(var * tv)
+      if per_device_params:
+        scale, bias = (lax.pcast(a, "batch", to="varying") for a in (scale, bias))
+      gx, gs, gb = jax.grad(loss, (0, 1, 2))(x, scale, bias)
+      if per_device_params:
+        gs, gb = lax.psum(gs, "batch"), lax.psum(gb, "batch")
+      return gx, gs, gb
+    f = jax.shard_map(per_device, mesh=mesh, in_specs=(P("batch"), P(), P(), P("batch")),
+                      out_specs=(P("batch"), P(), P()))
+    put = lambda a, spec: jax.device_put(a, NamedSharding(mesh, spec))
+    return jax.block_until_ready(jax.jit(f)(put(x, P("batch")), put(scale, P()),
+                                            put(bias, P()), put(ty, P("batch"))))
+
+  got, ref = grads(batchnorm_train), grads(_reference_pmean)
+  assert got[0].dtype == ref[0].dtype == dtype
+  tol = 1e-5 if dtype == jnp.float32 else 1e-2
+  for g, r in zip(got, ref):
+    g, r = np.asarray(g, np.float32), np.asarray(r, np.float32)
+    np.testing.assert_allclose(g, r, rtol=tol, atol=tol * float(np.max(np.abs(r))))
+
+
+def test_init_with_axis_name_outside_shard_map_is_flax():
+  """Like flax, the layer leaves the cross-device average and the statistics
+  update out while initialising, so init works outside shard_map."""
+  x = 2 * jax.random.normal(jax.random.PRNGKey(8), (4, 3, 3, 6)) + 1
+  vs = [cls(use_running_average=False, axis_name="batch").init(jax.random.PRNGKey(0), x)
+        for cls in (nn.BatchNorm, BatchNorm)]
+  assert jax.tree.all(jax.tree.map(lambda a, b: a.dtype == b.dtype and np.array_equal(a, b),
+                                   *vs))
+
+
+def test_one_dimensional_input_is_refused():
+  with pytest.raises(ValueError, match=r"shape \(batch, \.\.\., channels\), got shape \(5,\)"):
+    BatchNorm(use_running_average=False).init(jax.random.PRNGKey(0), jnp.ones(5))
+
+
 def test_module_equals_flax_batchnorm_in_both_modes():
   """Same variables, outputs, running statistics and parameter gradients."""
   x = 2 * jax.random.normal(jax.random.PRNGKey(2), (8, 7, 7, 16)) + 0.5
@@ -73,17 +140,26 @@ def test_module_equals_flax_batchnorm_in_both_modes():
     np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-5 * float(jnp.max(jnp.abs(a))))
 
 
-def test_two_stage_bfloat16_keeps_dtypes():
-  x = jax.random.normal(jax.random.PRNGKey(5), (4, 3, 3, 8)).astype(jnp.bfloat16)
-  layer = BatchNorm(use_running_average=False, dtype=jnp.bfloat16)
-  v = layer.init(jax.random.PRNGKey(6), x)
-  f = lambda p, x: jnp.sum(layer.apply({"params": p, **v}, x, mutable=["batch_stats"])[0]
-                           .astype(jnp.float32) ** 2)
-  gp, gx = jax.grad(f, (0, 1))(v["params"], x)
-  y, _ = layer.apply(v, x, mutable=["batch_stats"])
-  assert y.dtype == gx.dtype == jnp.bfloat16
-  assert gp["scale"].dtype == gp["bias"].dtype == jnp.float32
-  assert np.isfinite(np.asarray(gx, np.float32)).all()
+def test_two_stage_bfloat16_keeps_dtypes_and_equals_flax():
+  x = (2 * jax.random.normal(jax.random.PRNGKey(5), (4, 3, 3, 8)) + 0.5).astype(jnp.bfloat16)
+  t = jax.random.normal(jax.random.PRNGKey(9), x.shape)
+  out = []
+  for cls in (nn.BatchNorm, BatchNorm):
+    layer = cls(use_running_average=False, momentum=0.9, dtype=jnp.bfloat16)
+    v = layer.init(jax.random.PRNGKey(6), x)
+    params = {"scale": 1 + 0.1 * jnp.arange(8.0), "bias": 0.05 * jnp.arange(8.0)}
+
+    def f(p, x, layer=layer, v=v):
+      y, upd = layer.apply({"params": p, **v}, x, mutable=["batch_stats"])
+      return jnp.sum(jnp.sin(y.astype(jnp.float32)) * t), (y, upd)
+
+    (_, (y, upd)), (gp, gx) = jax.value_and_grad(f, (0, 1), has_aux=True)(params, x)
+    assert y.dtype == gx.dtype == jnp.bfloat16
+    assert gp["scale"].dtype == gp["bias"].dtype == jnp.float32
+    out.append((y, upd, gp, gx))
+  for a, b in zip(*(jax.tree.leaves(o) for o in out)):
+    a, b = np.asarray(a, np.float32), np.asarray(b, np.float32)
+    np.testing.assert_allclose(b, a, rtol=1e-2, atol=1e-2 * float(np.max(np.abs(a))))
 
 
 def _barriers(batchnorm: str, backend: str, batch: int) -> int:

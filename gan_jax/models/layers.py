@@ -146,22 +146,26 @@ def _varying_axes(x) -> frozenset:
   return frozenset(mat.varying if mat is not None else (getattr(aval, "vma", None) or ()))
 
 
-def _varying_like(k: jax.Array, x: jax.Array) -> jax.Array:
-  """`k` cast to per-device along every shard_map axis `x` varies over.
+def all_varying(*arrays: jax.Array) -> list[jax.Array]:
+  """The arrays cast to per-device along every shard_map axis any of them
+  varies over.
 
-  Under shard_map autodiff marks a replicated kernel that meets per-device data
-  as per-device (its transpose sums the kernel gradient over devices); a
-  custom_vjp has to make that cast itself so the cotangent types agree."""
-  extra = tuple(sorted(_varying_axes(x) - _varying_axes(k)))
-  return lax.pcast(k, extra, to="varying") if extra else k
+  Under shard_map autodiff marks a replicated value that meets a per-device one
+  as per-device (a replicated kernel meeting per-device data, or a replicated
+  batch meeting D's per-device parameters); the transpose of that cast sums
+  the gradient over devices. A custom_vjp has to make the cast itself so that
+  its cotangent types agree."""
+  axes = frozenset().union(*(_varying_axes(a) for a in arrays))
+  out = []
+  for a in arrays:
+    extra = tuple(sorted(axes - _varying_axes(a)))
+    out.append(lax.pcast(a, extra, to="varying") if extra else a)
+  return out
 
 
 def _both_varying(x: jax.Array, k: jax.Array) -> tuple[jax.Array, jax.Array]:
-  """`x` and `k` cast to per-device along every axis either varies over: a
-  replicated input that meets a per-device kernel (e.g. a replicated batch
-  through D's per-device parameters) gets the cast autodiff would add, whose
-  transpose sums its gradient over devices."""
-  return _varying_like(x, k), _varying_like(k, x)
+  """`x` and `k` cast to per-device along every axis either varies over."""
+  return tuple(all_varying(x, k))
 
 
 def conv_valid_dot_wgrad(x: jax.Array, k: jax.Array) -> jax.Array:

@@ -37,8 +37,8 @@ Both compute the biased batch variance as E[x^2] - E[x]^2 in float32 (flax's
 ``use_fast_variance``), average the statistics over ``axis_name`` with
 `lax.pmean` under shard_map, and keep flax's parameter and statistics names
 (``scale``, ``bias``; ``mean``, ``var``), so checkpoints are interchangeable.
-In inference mode (running statistics) no sums are taken, and flax's layer is
-used under every setting.
+In inference mode (running statistics) no sums are taken, and both layers
+compute (x - mean) * (rsqrt(var + epsilon) * scale) + bias in the same order.
 """
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ import jax.numpy as jnp
 import flax.linen as nn
 from jax import lax
 
-from gan_jax.models.layers import _varying_like
+from gan_jax.models.layers import all_varying
 
 BATCHNORM = ("auto", "flax", "two_stage")
 # XLA:GPU's ReductionDimensionRaceFreeBound for column reductions, 32 x 128 rows.
@@ -129,8 +129,7 @@ _batchnorm_train.defvjp(_bn_fwd, _bn_bwd)
 def batchnorm_train(x, scale, bias, epsilon: float = 1e-5, axis_name=None):
   """Train-mode BatchNorm over every axis but the last: (y in float32, batch
   mean, biased batch variance), with the two-stage sums and their custom VJP."""
-  x, scale, bias = _varying_like(x, scale), _varying_like(scale, x), _varying_like(bias, x)
-  return _batchnorm_train(x, scale, bias, epsilon, axis_name)
+  return _batchnorm_train(*all_varying(x, scale, bias), epsilon, axis_name)
 
 
 class BatchNorm(nn.Module):
@@ -146,6 +145,9 @@ class BatchNorm(nn.Module):
 
   @nn.compact
   def __call__(self, x):
+    if x.ndim < 2:
+      raise ValueError(f"BatchNorm needs an input of shape (batch, ..., channels), got "
+                       f"shape {x.shape}")
     c = x.shape[-1]
     ra_mean = self.variable("batch_stats", "mean", lambda: jnp.zeros((c,), jnp.float32))
     ra_var = self.variable("batch_stats", "var", lambda: jnp.ones((c,), jnp.float32))
