@@ -425,3 +425,25 @@ def test_dtype_curves_script_trains_both_dtypes_and_tabulates(tmp_path):
                         str(MNIST_DIR)], cwd=REPO, capture_output=True, text=True, timeout=120,
                        env={**env, "DTYPES": "float32", "EXTRA": "--config.train.batch_size=0"})
   assert bad.returncode == 1 and "float32_seed3: rc=1" in bad.stdout
+
+
+def test_dtype_curves_summary_skips_a_torn_metrics_line(tmp_path):
+  """A line a killed run left half-written is skipped, not a crash; the means
+  are those of the whole lines. Training is stubbed out: PYTHON runs the
+  summary but not gan_jax.main."""
+  stub = tmp_path / "python"
+  stub.write_text(f'#!/bin/sh\n[ "$1" = "-m" ] && exit 0\nexec {sys.executable} "$@"\n')
+  stub.chmod(0o755)
+  run = tmp_path / "out" / "float32_seed0"
+  run.mkdir(parents=True)
+  rows = [{"step": s, "d_loss": 1.0 + s, "g_loss": 2.0, "d_real": 0.5, "d_fake": 0.25}
+          for s in (2, 4, 6, 8)]
+  (run / "metrics.jsonl").write_text(
+      "".join(json.dumps(r) + "\n" for r in rows) + '{"step": 8, "d_lo')
+  proc = subprocess.run(["bash", str(REPO / "scripts" / "dtype_curves.sh"), str(tmp_path / "out")],
+                        cwd=REPO, capture_output=True, text=True, timeout=60,
+                        env={**os.environ, "PYTHON": str(stub), "SEEDS": "0",
+                             "DTYPES": "float32", "NUM_STEPS": "8"})
+  assert proc.returncode == 0, proc.stderr
+  assert proc.stdout.splitlines()[-1].split() == [
+      "float32_seed0", "3-4:", "5.00/2.00/0.50/0.25", "|", "7-8:", "9.00/2.00/0.50/0.25"]

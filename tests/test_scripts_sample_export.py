@@ -147,6 +147,7 @@ def test_sample_overwrite_leaves_no_stale_pngs(workdir, tmp_path):
   (tmp_path / "pngs" / "notes.txt").write_text("kept")
   assert sample.main([f"--workdir={workdir}", "--num=5", f"--out={tmp_path}/pngs",
                       "--overwrite"]) == 0
+  (tmp_path / "pngs" / "000007.png.tmp").write_bytes(b"\x89PNG half")  # a killed write's
   assert sample.main([f"--workdir={workdir}", "--num=2", f"--out={tmp_path}/pngs",
                       "--overwrite"]) == 0
   assert sorted(p.name for p in (tmp_path / "pngs").iterdir()) == [
