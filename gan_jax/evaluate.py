@@ -80,7 +80,9 @@ class Evaluator:
       if scatter_path:
         scatter_png(fake.reshape(len(fake), 2), self.modes, self.sigma, out, scatter_path, step)
     else:
-      feats, logits = self.extract(fake)
+      # scored as the images G's samples are written (writers.py, sample.py):
+      # clipped to [-1, 1], which a linear output (model.g_output) can leave
+      feats, logits = self.extract(np.clip(fake, -1.0, 1.0))
       out = metrics.compute(IMAGE_METRICS, self.real_feats, feats,
                             real_logits=self.real_logits, fake_logits=logits, rng=e.seed)
     return {f"eval/{k}": float(v) for k, v in out.items()}

@@ -115,6 +115,17 @@ def test_evaluator_uses_the_same_latents_at_every_step(digits_eval):
     assert (fid == pytest.approx(a["eval/fid"], rel=1e-6)) == same, seed
 
 
+def test_evaluator_scores_samples_clipped_like_the_written_images(digits_eval):
+  """A linear-output G can leave [-1, 1]; the metrics describe the images a
+  run writes (clipped), not the raw values."""
+  c, _, ev = digits_eval
+  w = jax.random.normal(jax.random.PRNGKey(2), (c.model.z_dim, 64))
+  wide = lambda z: (2.0 * jnp.tanh(z @ w) + 0.3).reshape(-1, 8, 8, 1)
+  raw = generate(wide, 200, c.model.z_dim, c.eval.seed)
+  assert np.mean(np.abs(raw) > 1) > 0.3  # not vacuous
+  assert ev(wide, 4) == ev(lambda z: jnp.clip(wide(z), -1, 1), 4)
+
+
 def test_evaluate_script_bad_step(run):
   out = _evaluate(run, "--step=12345")
   assert out.returncode != 0

@@ -279,6 +279,17 @@ def test_prdc_identical_sets():
   assert 0.5 < got["density"] < 1.5
 
 
+@pytest.mark.parametrize("batch_size", [512, 37])
+def test_prdc_fakes_equal_to_reals_in_another_order_tie_exactly(batch_size):
+  """A fake point equal to a real one lies exactly on the k-NN radius of the
+  real points whose k-th neighbour it is: a tie, which density's and
+  coverage's strict < leave out. So the real set, shuffled, has density 1."""
+  rng = np.random.default_rng(1)
+  x = rng.normal(size=(600, 128))
+  got = metrics.prdc(x, x[rng.permutation(600)], batch_size=batch_size)
+  assert got == {"precision": 1.0, "recall": 1.0, "density": 1.0, "coverage": 1.0}
+
+
 def test_prdc_batching_invariance():
   real, fake = _feats()
   base = metrics.prdc(real, fake, batch_size=1000)
