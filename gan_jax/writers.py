@@ -55,16 +55,24 @@ def _summary_writer_cls():
 class Writer:
   """Appends scalars to metrics.jsonl and TensorBoard; writes sample grids.
 
-  `resume_step`: TensorBoard discards events after it left by a killed run."""
+  `resume_step`: TensorBoard discards events after it left by a killed run.
+  At 0 (no checkpoint to resume from) the event files of a run killed before
+  its first checkpoint are deleted, as its metrics.jsonl rows are
+  (truncate_jsonl): a purge from step 1 would leave its step-0 events."""
 
   def __init__(self, workdir: str, resume_step: int = 0):
     self.workdir = workdir
+    tb_dir = os.path.join(workdir, "tensorboard")
+    if not resume_step and os.path.isdir(tb_dir):
+      for name in os.listdir(tb_dir):
+        if name.startswith("events.out.tfevents."):
+          os.remove(os.path.join(tb_dir, name))
     self.jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a", buffering=1)
     # The event file's name holds the time in whole seconds and the host. A
     # nanosecond suffix keeps a writer opened within the same second (a quick
     # resume) from overwriting the earlier file, and keeps the files in time
     # order, which TensorBoard reads them in (and so applies the purge after).
-    self.tb = _summary_writer_cls()(os.path.join(workdir, "tensorboard"),
+    self.tb = _summary_writer_cls()(tb_dir,
                                     purge_step=resume_step + 1 if resume_step else None,
                                     filename_suffix=f".{time.time_ns()}")
 

@@ -54,3 +54,20 @@ def test_a_resumed_writer_keeps_each_step_once_in_tensorboard(tmp_path):
   assert [e.value for e in events] == [1, 2, 3, 4, 105, 106]
   rows = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
   assert [r["step"] for r in rows] == [1, 2, 3, 4, 5, 6, 5, 6]  # train.py truncates first
+
+
+def test_a_restart_without_checkpoint_keeps_only_the_new_runs_events(tmp_path):
+  # A run killed before its first checkpoint logged steps 0-3; the rerun starts
+  # over at step 0 (train.py empties metrics.jsonl). TensorBoard must hold only
+  # the new run's points, once each, step 0 included.
+  from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+  w = Writer(str(tmp_path))
+  for s in range(4):
+    w.scalars(s, {"g_loss": float(s)})
+  w.close()
+  w = Writer(str(tmp_path), resume_step=0)
+  for s in range(3):
+    w.scalars(s, {"g_loss": 100.0 + s})
+  w.close()
+  events = EventAccumulator(str(tmp_path / "tensorboard")).Reload().Scalars("g_loss")
+  assert [(e.step, e.value) for e in events] == [(0, 100.0), (1, 101.0), (2, 102.0)]
