@@ -11,6 +11,12 @@
   `workdir/checkpoints_corrupt/` (kept for inspection, out of Orbax's way) and
   the one before it is restored, with a warning naming both. If none is
   readable, `CheckpointError` stops the run rather than silently starting over.
+* The eval metrics saved beside a step (``<step>/metrics/metrics``, JSON) are
+  read by Orbax whenever a manager opens the folder. One that does not parse
+  (torn by a crash or a full disk) is renamed ``metrics.corrupt`` with a
+  warning: the step keeps its arrays and ranks last for the best checkpoint,
+  and the run resumes instead of failing on the JSON. Read-only restores
+  (`restore_step`) open the step folder alone and never read those files.
 * Orbax stores arrays with TensorStore and the config as JSON: nothing is
   pickled, and restoring executes no code from the checkpoint.
 """
@@ -56,6 +62,8 @@ def make_manager(workdir: str, keep: int, *, best_metric: str | None = None,
     policy = AnyPreservationPolicy([policy, BestN(
         get_metric_fn=score, reverse=best_mode == "min", n=1,
         keep_checkpoints_without_metrics=False)])
+  if not read_only:
+    _set_aside_torn_metrics(workdir)
   options = ocp.CheckpointManagerOptions(
       preservation_policy=policy, enable_async_checkpointing=not read_only,
       # best_fn also makes Orbax write the metrics beside each step (<step>/metrics)
@@ -63,6 +71,23 @@ def make_manager(workdir: str, keep: int, *, best_metric: str | None = None,
       create=not read_only, read_only=read_only, cleanup_tmp_directories=not read_only)
   return ocp.CheckpointManager(checkpoint_dir(workdir), options=options,
                                item_names=("state", "config"))
+
+
+def _set_aside_torn_metrics(workdir: str) -> None:
+  """Renames each step's metrics file that is not valid JSON (see the module
+  docstring), so that opening the folder cannot fail on it."""
+  for step in existing_steps(workdir):
+    path = os.path.join(checkpoint_dir(workdir), str(step), "metrics", "metrics")
+    try:
+      with open(path) as f:
+        json.load(f)
+    except FileNotFoundError:
+      continue
+    except (OSError, ValueError) as e:
+      os.replace(path, path + ".corrupt")
+      print(f"warning: the eval metrics saved with checkpoint {step} are unreadable "
+            f"({type(e).__name__}); renamed them to {path}.corrupt, so this step no longer "
+            "counts for the best checkpoint", flush=True)
 
 
 def existing_steps(workdir: str) -> list[int]:
@@ -155,12 +180,13 @@ def resolve_step(workdir: str, which="latest", metric: str = "eval/fid",
 def restore_step(workdir: str, step: int, target_state):
   """(state, config_dict) of one checkpoint, read-only. `target_state` (real
   or abstract arrays) gives structure, dtypes and shardings."""
-  manager = make_manager(workdir, 1, read_only=True)
-  try:
-    out = manager.restore(int(step), args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(abstract(target_state)), config=ocp.args.JsonRestore()))
-  finally:
-    manager.close()
+  # The step folder alone, not a CheckpointManager, which would read (and fail
+  # on) every step's metrics file and could not set a torn one aside here.
+  with ocp.Checkpointer(ocp.CompositeCheckpointHandler()) as checkpointer:
+    out = checkpointer.restore(
+        os.path.join(checkpoint_dir(workdir), str(int(step))), args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(abstract(target_state)),
+            config=ocp.args.JsonRestore()))
   return out.state, out.config
 
 

@@ -2,6 +2,7 @@
 killed half-way, and no pickle anywhere."""
 import functools
 import glob
+import json
 import os
 import re
 import shutil
@@ -258,3 +259,31 @@ def test_best_step_picks_by_mode_and_breaks_ties_the_same_way_everywhere():
   assert checkpoint.best_step(scored, "min") == 2000  # tie: the earlier step
   assert checkpoint.best_step(scored, "max") == 4000
   assert checkpoint.best_step({1000: 0.5, 2000: 0.7, 3000: 0.7}, "max") == 3000  # the later
+
+
+@pytest.mark.parametrize("torn", [2, 1])  # the newest step's metrics, or an older one's
+def test_torn_step_metrics_are_set_aside_and_the_run_resumes(tmp_path, capsys, torn):
+  """Orbax reads every step's metrics JSON when a manager opens the folder; a
+  torn one used to stop every resume with a JSONDecodeError traceback."""
+  m = checkpoint.make_manager(str(tmp_path), 3, best_metric="eval/fid")
+  for step in (1, 2):
+    checkpoint.save(m, step, _state(shift=float(step), step=step), {"seed": step},
+                    {"eval/fid": 10.0 - step})
+  m.wait_until_finished()
+  m.close()
+  path = tmp_path / "checkpoints" / str(torn) / "metrics" / "metrics"
+  assert json.loads(path.read_text()) == {"eval/fid": 10.0 - torn}
+  path.write_text('{"eval/f')
+  # read-only: one step restores without opening the others' metrics, and
+  # nothing in the folder changes
+  state, cfg = checkpoint.restore_step(str(tmp_path), 2, _state())
+  _assert_same(state, _state(shift=2.0, step=2))
+  assert cfg == {"seed": 2} and path.read_text() == '{"eval/f'
+  (step, state, _), steps_left = _restore(tmp_path, _state())
+  assert step == 2 and steps_left == [1, 2]
+  _assert_same(state, _state(shift=2.0, step=2))
+  assert not path.exists() and (path.parent / "metrics.corrupt").read_text() == '{"eval/f'
+  out = capsys.readouterr().out
+  assert (f"warning: the eval metrics saved with checkpoint {torn} are unreadable "
+          "(JSONDecodeError)") in out, out
+  assert checkpoint.step_metrics(str(tmp_path), torn) is None
