@@ -25,7 +25,7 @@ computes its statistics and their gradients:
   reduces in one pass on C / 64 blocks) and ``"flax"`` for the others, whose
   sums XLA already splits; ``"flax"`` on CPUs and TPUs. Measured on an H100
   (BENCHMARKS.md, fourteenth session), with ``"two_stage"`` at every layer
-  against ``"flax"``: the batch-64 step ran 13-24% faster (its kernels' busy
+  against ``"flax"``: the batch-64 step ran 14-24% faster (its kernels' busy
   time fell from 661 to 494 us, the 2-block kernels gone), the batch-256 step
   2.6% slower (its 7x7 layers have 12,544 rows). The per-layer rule gives the
   batch-256 step flax's program and the batch-64 step the two-stage sums at its
