@@ -73,11 +73,16 @@ def make_manager(workdir: str, keep: int, *, best_metric: str | None = None,
                                item_names=("state", "config"))
 
 
+def _metrics_path(workdir: str, step: int) -> str:
+  """Where Orbax keeps the metrics saved with a step (the best_fn's input)."""
+  return os.path.join(checkpoint_dir(workdir), str(step), "metrics", "metrics")
+
+
 def _set_aside_torn_metrics(workdir: str) -> None:
   """Renames each step's metrics file that is not valid JSON (see the module
   docstring), so that opening the folder cannot fail on it."""
   for step in existing_steps(workdir):
-    path = os.path.join(checkpoint_dir(workdir), str(step), "metrics", "metrics")
+    path = _metrics_path(workdir, step)
     try:
       with open(path) as f:
         json.load(f)
@@ -131,7 +136,7 @@ def finite_metric(metrics, name: str) -> float | None:
 def step_metrics(workdir: str, step: int) -> dict | None:
   """The eval metrics saved with a checkpoint (JSON), or None."""
   try:
-    with open(os.path.join(checkpoint_dir(workdir), str(step), "metrics", "metrics")) as f:
+    with open(_metrics_path(workdir, step)) as f:
       return json.load(f)
   except (OSError, ValueError):
     return None

@@ -82,10 +82,9 @@ def _rows(x: jax.Array, axis_name) -> tuple[int, Any]:
   return local, (local * lax.axis_size(axis_name) if axis_name else local)
 
 
-def _batch_means(u: jax.Array, axis_name) -> jax.Array:
-  """Per-channel means of `u` over this device's rows, averaged over axis_name."""
-  means = channel_sums(u) / _rows(u, axis_name)[0]
-  return lax.pmean(means, axis_name) if axis_name else means
+def _device_mean(local_means: jax.Array, axis_name) -> jax.Array:
+  """Per-device means averaged over axis_name (equal row counts per device)."""
+  return lax.pmean(local_means, axis_name) if axis_name else local_means
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4))
@@ -96,7 +95,8 @@ def _batchnorm_train(x, scale, bias, epsilon: float, axis_name):
 def _bn_fwd(x, scale, bias, epsilon, axis_name):
   x32 = x.astype(jnp.float32)
   c = x.shape[-1]
-  m = _batch_means(jnp.concatenate([x32, x32 * x32], axis=-1), axis_name)
+  both = jnp.concatenate([x32, x32 * x32], axis=-1)
+  m = _device_mean(channel_sums(both) / _rows(x, axis_name)[0], axis_name)
   mean = m[:c]
   var = jnp.maximum(0.0, m[c:] - mean * mean)
   rstd = lax.rsqrt(var + epsilon)
@@ -114,9 +114,7 @@ def _bn_bwd(epsilon, axis_name, res, cts):
   sums = channel_sums(both)
   dbias, dscale = sums[:c], sums[c:]
   local, total = _rows(x, axis_name)
-  g = sums / local
-  if axis_name:
-    g = lax.pmean(g, axis_name)
+  g = _device_mean(sums / local, axis_name)  # means of dy and dy * xhat over the batch
   dx = (scale * rstd) * (dy - g[:c] - xhat * g[c:])
   # mean = sum(x) / total and var = sum(x^2) / total - mean^2
   dx = dx + (dmean + 2.0 * dvar * xhat / rstd) / total
