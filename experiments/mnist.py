@@ -53,6 +53,10 @@ With BatchNorm's sums taken in two stages (model.batchnorm, whose default
 batch-64 step at ~1,655-1,755 steps/s against ~1,410-1,465 with flax's
 BatchNorm, and ~1,970 with --config.model.patch_dots=on as well (those runs set
 model.batchnorm=two_stage; BENCHMARKS.md, fourteenth session).
+On an H200 at batch 64 (fifteenth session) the default 'auto' ran at
+~1,540-1,700 steps/s, flax's BatchNorm at ~1,470 and
+--config.model.batchnorm=two_stage at ~1,600-1,960: at batch 64 or less on a
+GPU, pass that flag. bfloat16 is slower than float32 there now (~1,360).
 On an H100 the offline command above with --config.eval.every=1000
 --config.train.log_every=50 took 30-34 s per 2,000-step run (start-up,
 compilation, two evaluations and checkpoints included) and measured FID

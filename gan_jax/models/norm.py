@@ -29,8 +29,14 @@ computes its statistics and their gradients:
   time fell from 661 to 494 us, the 2-block kernels gone), the batch-256 step
   2.6% slower (its 7x7 layers have 12,544 rows). The per-layer rule gives the
   batch-256 step flax's program and the batch-64 step the two-stage sums at its
-  7x7x128 layers, where all of the 2-block kernels were; it was not itself
-  timed on a GPU. On this project's 2-core CPU ``"two_stage"`` made the step
+  7x7x128 layers, where all of the 2-block kernels were. Timed on an H200
+  (fifteenth session), that rule ran the batch-64 step 4-15% faster than
+  ``"flax"``, and ``"two_stage"`` at every layer 8-32% faster: two stages also
+  pay at G's 14x14x64 layer (12,544 rows), above the bound. A bound between
+  12,544 and 50,175 rows would fit every shape measured, but it would give
+  batch 256 two stages at its 7x7x128 layers, a program not yet timed, so the
+  bound stays at 4,096 until it is; at batch 64 or less on a GPU, set
+  ``"two_stage"``. On this project's 2-core CPU ``"two_stage"`` made the step
   about 6% slower.
 
 Both compute the biased batch variance as E[x^2] - E[x]^2 in float32 (flax's
