@@ -1,3 +1,5 @@
+import functools
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -217,6 +219,37 @@ def test_tfds_images_of_varying_size_and_a_wrong_image_key():
         data.load(_cfg(source="tfds", name="mnist", split="train", image_key=key))
   assert flowers.images.shape == (6, 16, 16, 3) and flowers.images.dtype == np.uint8
   assert flowers.labels.shape == (6,)
+
+
+@functools.cache
+def _prepared_tfds_name() -> str:
+  """A registered TFDS builder that prepares offline (20 random 28x28 digits
+  in 'train' and 'test'): the real TFDS code path, splits included, which
+  mock_data does not check."""
+  from tensorflow_datasets import testing
+
+  class GanJaxDummyDigits(testing.DummyMnist, skip_registration=False):
+    pass
+  return GanJaxDummyDigits.name
+
+
+def test_tfds_bad_split_names_the_setting_and_the_valid_splits(tmp_path):
+  """A mistyped TFDS split is a split error naming data.split and the
+  dataset's splits, not a 'could not prepare (offline?)' download error."""
+  pytest.importorskip("tensorflow_datasets")
+  name = _prepared_tfds_name()
+  def load(split):
+    return data.load(_cfg(source="tfds", name=name, split=split, data_dir=str(tmp_path),
+                          image_size=28, channels=1))
+  assert load("train[:3]").images.shape == (3, 28, 28, 1)  # prepares it, offline
+  for split, why in (("tran", "Unknown split 'tran'"), ("train[:0]", "corresponds to no data")):
+    with pytest.raises(DataError) as e:
+      load(split)
+    msg = str(e.value)
+    assert msg.startswith(f"config.data.split={split!r} cannot be read from {name!r}: ")
+    assert why in msg and msg.endswith("its splits: 'test', 'train' (slices such as "
+                                       "'train[:1000]' and sums such as 'train+test' work too)")
+    assert "offline" not in msg and "\n" not in msg
 
 
 def test_import_gan_jax_does_not_import_tensorflow():

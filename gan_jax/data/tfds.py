@@ -26,6 +26,10 @@ def import_tfds():
   return tfds
 
 
+def _first_line(e: Exception) -> str:
+  return str(e).splitlines()[0] if str(e) else ""
+
+
 def load_tfds(cfg) -> Dataset:
   tfds = import_tfds()
   download_config = tfds.download.DownloadConfig(manual_dir=cfg.manual_dir or None)
@@ -40,13 +44,20 @@ def load_tfds(cfg) -> Dataset:
                     f"{cfg.name!r}; its image features: {', '.join(image_keys) or 'none'}")
   try:
     builder.download_and_prepare(download_config=download_config)
-    ds = builder.as_dataset(split=cfg.split, shuffle_files=False)
   except Exception as e:
     raise DataError(
         f"TFDS could not prepare {cfg.name!r} (offline?): {type(e).__name__}: "
-        f"{str(e).splitlines()[0] if str(e) else ''}. Either prepare it once where the "
+        f"{_first_line(e)}. Either prepare it once where the "
         "internet is reachable and pass --config.data.data_dir=DIR, or put the "
         "dataset's original files in a folder and pass --config.data.manual_dir=DIR") from e
+  try:  # the splits are known only once the dataset is prepared
+    ds = builder.as_dataset(split=cfg.split, shuffle_files=False)
+  except Exception as e:  # unknown split, a slice that selects nothing, ...
+    raise DataError(
+        f"config.data.split={cfg.split!r} cannot be read from {cfg.name!r}: "
+        f"{type(e).__name__}: {_first_line(e)}; its splits: "
+        f"{', '.join(map(repr, sorted(builder.info.splits))) or 'none'} (slices such as "
+        "'train[:1000]' and sums such as 'train+test' work too)") from e
   images, labels = [], []
   if None in features[key].shape[:2]:
     # Images of varying size (tf_flowers, ...) cannot be batched: each one is
