@@ -110,6 +110,10 @@ def _write_idx(path, arr, code, raw=b""):
     ("not gzip", r"images-idx3-ubyte.gz cannot be read as gzip: BadGzipFile"),
     ("corrupt gzip", r"images-idx3-ubyte.gz cannot be read as gzip: error: Error -3"),
     ("header only", r"images-idx3-ubyte.gz is truncated: its header announces 3 dimensions"),
+    ("int32 labels cut mid-value",
+     r"labels-idx1-ubyte.gz is truncated: header says \(4,\) \(16 bytes\), found 15 bytes"),
+    ("trailing bytes", r"images-idx3-ubyte.gz has trailing data: header says \(4, 8, 8\) "
+                       r"\(256 bytes\), found 257 bytes"),
 ])
 def test_idx_bad_files_get_one_line_errors(tmp_path, case, pattern):
   """Every malformed IDX file is a DataError naming it, never a traceback or a
@@ -133,6 +137,12 @@ def test_idx_bad_files_get_one_line_errors(tmp_path, case, pattern):
     images.write_bytes(bytes([0, 0, 8, 3]) + imgs.tobytes())
   elif case == "header only":
     _write_idx(images, imgs, 0x08, raw=bytes([0, 0, 8, 3, 0, 0]))
+  elif case == "int32 labels cut mid-value":  # a partial last value, not a whole one
+    lbl = np.arange(4, dtype=">i4")
+    _write_idx(labels, lbl, 0x0C, raw=bytes([0, 0, 0x0C, 1, 0, 0, 0, 4]) + lbl.tobytes()[:-1])
+  elif case == "trailing bytes":
+    _write_idx(images, imgs, 0x08, raw=bytes([0, 0, 8, 3, 0, 0, 0, 4, 0, 0, 0, 8, 0, 0, 0, 8])
+               + imgs.tobytes() + b"\0")
   with pytest.raises(DataError, match=pattern) as e:
     data.load(_cfg(source="idx", split="test", path=str(tmp_path), image_size=8, channels=1))
   assert "\n" not in str(e.value)

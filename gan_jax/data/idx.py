@@ -32,11 +32,13 @@ def read_idx(path: str) -> np.ndarray:
   if len(data) < 4 + 4 * ndim:
     raise DataError(f"{path} is truncated: its header announces {ndim} dimensions")
   shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
-  arr = np.frombuffer(data, dtype=_DTYPES[data[2]], offset=4 + 4 * ndim)
-  if arr.size != int(np.prod(shape)):
-    what = "is truncated" if arr.size < int(np.prod(shape)) else "has trailing data"
-    raise DataError(f"{path} {what}: header says {shape}, found {arr.size} values")
-  return arr.reshape(shape)
+  dtype, offset, n = np.dtype(_DTYPES[data[2]]), 4 + 4 * ndim, int(np.prod(shape))
+  # compared in bytes: a multi-byte file cut mid-value is truncated too
+  if len(data) - offset != n * dtype.itemsize:
+    what = "is truncated" if len(data) - offset < n * dtype.itemsize else "has trailing data"
+    raise DataError(f"{path} {what}: header says {shape} ({n * dtype.itemsize} bytes), "
+                    f"found {len(data) - offset} bytes")
+  return np.frombuffer(data, dtype=dtype, count=n, offset=offset).reshape(shape)
 
 
 def _find(folder: str, prefix: str, kind: str) -> str | None:
