@@ -231,6 +231,17 @@ def test_tfds_images_of_varying_size_and_a_wrong_image_key():
   assert flowers.labels.shape == (6,)
 
 
+def test_tfds_fixed_size_images_beside_variable_length_features():
+  """cifar10_h: 32x32 images with per-example lists of human labels, which
+  cannot be batched; only the image and the class label are read."""
+  tfds = pytest.importorskip("tensorflow_datasets")
+  with tfds.testing.mock_data(num_examples=12):
+    ds = data.load(_cfg(source="tfds", name="cifar10_h", split="test", image_size=32,
+                        channels=3))
+  assert ds.images.shape == (12, 32, 32, 3) and ds.images.dtype == np.uint8
+  assert ds.labels.shape == (12,) and ds.labels.dtype == np.int32
+
+
 @functools.cache
 def _prepared_tfds_name() -> str:
   """A registered TFDS builder that prepares offline (20 random 28x28 digits

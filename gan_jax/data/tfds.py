@@ -58,6 +58,13 @@ def load_tfds(cfg) -> Dataset:
         f"{type(e).__name__}: {_first_line(e)}; its splits: "
         f"{', '.join(map(repr, sorted(builder.info.splits))) or 'none'} (slices such as "
         "'train[:1000]' and sums such as 'train+test' work too)") from e
+  # Only the image and a scalar integer label are kept: other features may vary
+  # in length (cifar10_h's human_labels, bigearthnet's labels) and could not be
+  # batched, and a label that is not one integer per image is not a class.
+  label = features["label"] if "label" in features else None
+  keep = [key] + (["label"] if label is not None and getattr(label, "shape", None) == ()
+                  and np.issubdtype(label.np_dtype, np.integer) else [])
+  ds = ds.map(lambda ex: {k: ex[k] for k in keep})
   images, labels = [], []
   if None in features[key].shape[:2]:
     # Images of varying size (tf_flowers, ...) cannot be batched: each one is
