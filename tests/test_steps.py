@@ -212,3 +212,50 @@ def test_rejected_cpu_compile_options_fall_back_to_defaults(monkeypatch, caplog)
     assert "rejected the train step's compile options" in caplog.text
   finally:
     steps.cpu_compiler_options.cache_clear()
+
+
+@pytest.mark.parametrize("devices", [1, 4])
+def test_step_gradients_are_those_of_the_global_batch_losses(devices):
+  """One train step's D and G gradients (kept by an optimiser that stores them
+  and leaves the parameters alone) equal jax.grad of the named losses on the
+  whole global batch, taken here outside shard_map with single-device models:
+  so the per-device gradients, their pmean and the cross-device BatchNorm
+  together give the global-batch gradient. At 16 px, where D has a BatchNorm
+  too (the 8 px tiny config's D has none)."""
+  import optax
+  config = tiny_config(**{"data.image_size": 16, "train.loss": "minimax"})
+  G, D = models.build(config)
+  keep = optax.GradientTransformation(
+      lambda p: jax.tree.map(jnp.zeros_like, p),
+      lambda g, s, p=None: (jax.tree.map(jnp.zeros_like, g), g))
+  s0 = jax.device_get(create_state(config, G, D, keep, keep))
+  images = data.load(config.data).images
+  mesh = steps.make_mesh(jax.devices()[:devices])
+  out, _ = steps.make_train_fn(config, G, D, keep, keep, mesh)(
+      steps.replicate(s0, mesh), steps.replicate(images, mesh), 1)
+  got_d, got_g = jax.device_get((out.d_opt, out.g_opt))
+
+  gb, zd = config.train.batch_size, config.model.z_dim
+  key = jax.random.fold_in(s0.rng, 0)
+  k_real, k_z = jax.random.split(jax.random.fold_in(key, 0))
+  idx = np.asarray(jax.random.randint(k_real, (gb,), 0, images.shape[0]))
+  real = images[idx].astype(np.float32) * (2 / 255) - 1
+  z_d = jax.random.normal(k_z, (gb, zd))
+  z_g = jax.random.normal(jax.random.fold_in(key, 1), (gb, zd))
+  G1, D1 = G.clone(axis_name=None), D.clone(axis_name=None)  # whole batch, one device
+
+  def apply(M, params, stats, x):
+    y, _ = M.apply({"params": params, "batch_stats": stats}, x, train=True,
+                   mutable=["batch_stats"])
+    return y
+
+  d_loss_fn, g_loss_fn = LOSSES[config.train.loss]
+  fake = apply(G1, s0.g_params, s0.g_stats, z_d)
+  want_d = jax.grad(lambda p: d_loss_fn(apply(D1, p, s0.d_stats, real),
+                                        apply(D1, p, s0.d_stats, fake)))(s0.d_params)
+  want_g = jax.grad(lambda p: g_loss_fn(
+      apply(D1, s0.d_params, s0.d_stats, apply(G1, p, s0.g_stats, z_g))))(s0.g_params)
+  assert "BatchNorm_0" in want_d and "BatchNorm_0" in want_g
+  for got, want in ((got_d, want_d), (got_g, want_g)):
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+      np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * np.max(np.abs(b)))
