@@ -9,8 +9,8 @@ the same on 1 or N devices (up to float reassociation).
 
 Batches are drawn on the device from the device-resident uint8 dataset with
 `jax.random`, so no host->device copy happens per step, and `steps_per_call`
-steps run inside one call (a `lax.scan` on accelerators, unrolled on CPU), with
-the state donated.
+steps run inside one call (a `lax.scan`, except for conv models on CPU, which
+unroll them: see `train_steps`), with the state donated.
 """
 from __future__ import annotations
 
