@@ -183,6 +183,19 @@ def test_max_examples_keeps_the_first_n_and_says_so(tmp_path):
   assert len(whole.images) == 5 and "kept (data.max_examples)" not in whole.description
 
 
+def test_binary_images_stored_as_0_or_1_are_scaled_to_0_or_255(tmp_path):
+  rng = np.random.default_rng(0)
+  bits = rng.integers(0, 2, (3, 8, 8), dtype=np.uint8)
+  for i, b in enumerate(bits):
+    Image.fromarray(b, "L").save(tmp_path / f"{i}.png")
+  ds = data.load(_cfg(source="folder", path=str(tmp_path), image_size=8, channels=1))
+  np.testing.assert_array_equal(ds.images[..., 0], bits * 255)
+  assert ds.description.endswith("; its pixels are 0 or 1, scaled to 0 or 255")
+  Image.fromarray(np.full((8, 8), 2, np.uint8), "L").save(tmp_path / "3.png")  # not binary
+  ds = data.load(_cfg(source="folder", path=str(tmp_path), image_size=8, channels=1))
+  assert ds.images.max() == 2 and "scaled to 0 or 255" not in ds.description
+
+
 def test_folder_errors(tmp_path):
   with pytest.raises(DataError, match="config.data.path"):
     data.load(_cfg(source="folder", path=str(tmp_path / "missing")))

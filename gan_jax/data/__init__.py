@@ -1,6 +1,8 @@
 """Data sources: name -> loader(config.data) -> Dataset (uint8 NHWC + labels)."""
 from __future__ import annotations
 
+import numpy as np
+
 from gan_jax.data.common import DataError, Dataset
 from gan_jax.data.digits import load_digits
 from gan_jax.data.folder import load_folder
@@ -20,8 +22,16 @@ SOURCES = {"tfds": _tfds, "idx": load_idx, "folder": load_folder, "digits": load
 def load(data_cfg) -> Dataset:
   """The source's images; with data.max_examples=N > 0, its first N in the
   source's own order (like TFDS's split='train[:N]'), not a random subset: a
-  folder sorted by class keeps its first classes."""
+  folder sorted by class keeps its first classes. Images whose pixels are all
+  0 or 1 are binary and are scaled to 0 or 255, with a note in the
+  description."""
   ds = SOURCES[data_cfg.source](data_cfg)
+  if ds.images.dtype == np.uint8 and ds.images.size and int(ds.images.max()) == 1:
+    # Binary sets stored as 0/1 bytes (TFDS's binarized_mnist, dsprites and
+    # binary_alpha_digits, by their builders' code; binarised IDX files) would
+    # otherwise train as [-1, -0.992]: nearly black.
+    ds.images = ds.images * np.uint8(255)
+    ds.description += "; its pixels are 0 or 1, scaled to 0 or 255"
   n = data_cfg.get("max_examples", 0)
   if n and n < len(ds.images):
     ds.description += f"; the first {n} of its {len(ds.images)} kept (data.max_examples)"
