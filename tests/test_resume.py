@@ -131,11 +131,15 @@ def test_interrupted_three_ways_then_resumed_equals_an_uninterrupted_run(
   assert m.group(2) == str(ckpt / str(s1)) and (ckpt / str(s1)).is_dir()
   assert 10 <= s1 and s1 % 2 == 0 and last_step(wd) == s1
 
-  # 2. SIGKILL past the next checkpoint, leaving a torn last line
-  rc, out, err = interrupt(env, wd, signal.SIGKILL, after_step=s1 + 10)
+  # 2. SIGKILL past a checkpoint this run saved, leaving a torn last line. Saves
+  # are asynchronous: the one at `first` is known complete only once the next
+  # one has begun (Orbax waits for the previous save first), so from the row
+  # after that on. A later save may be caught mid-write.
+  first = (s1 // every + 1) * every
+  rc, out, err = interrupt(env, wd, signal.SIGKILL, after_step=first + every + 1)
   assert rc == -signal.SIGKILL and f"resumed from checkpoint at step {s1}" in out
   killed_at = last_step(wd)
-  assert s1 + 10 <= killed_at  # past the next checkpoint (every 8 steps)
+  assert killed_at >= first + every + 1
   with open(wd / "metrics.jsonl", "a") as f:
     f.write('{"step": %d, "d_loss": 0.69' % (killed_at + 1))
 
@@ -143,8 +147,10 @@ def test_interrupted_three_ways_then_resumed_equals_an_uninterrupted_run(
   rc, out, err = interrupt(env, wd, signal.SIGINT, after_step=killed_at + 6)
   assert rc == 0, err[-3000:]
   resumed = int(re.search(r"resumed from checkpoint at step (\d+)", out).group(1))
-  # the newest save that had finished (the one after s1, unless the kill caught it mid-write)
-  assert s1 <= resumed <= killed_at and (resumed % every == 0 or resumed == s1)
+  # the newest save that had finished: one the killed run began (each after its
+  # step's row), and none older than the newest known complete
+  begun = range(first, killed_at + 1, every)
+  assert resumed in begun and resumed >= max(c for c in begun if c + every + 1 <= killed_at)
   m = re.search(r"^SIGINT: stopped at step (\d+); checkpoint saved to \S+$", out, re.M)
   assert m and out.count("SIGINT") == 1 and "Traceback" not in err, (out, err[-2000:])
   s3 = int(m.group(1))
