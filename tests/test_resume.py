@@ -104,6 +104,23 @@ def interrupt(env, workdir, sig, after_step):
       p.wait()
 
 
+def stopped(name, rc, out, err, workdir, after_step):
+  """Checks that the run took signal `name` as a request to stop: it finished
+  its call, saved, printed one line saying where (its last) and exited 0; the
+  log holds every step up to there once. Returns that step."""
+  assert rc == 0 and "Traceback" not in err, err[-3000:]
+  lines = [l for l in out.splitlines() if name in l]
+  assert len(lines) == 1 and out.count(name) == 1 and out.splitlines()[-1] == lines[0], out
+  m = re.fullmatch(rf"{name}: stopped at step (\d+); checkpoint saved to (\S+)", lines[0])
+  assert m, lines[0]
+  step, path = int(m.group(1)), workdir / "checkpoints" / m.group(1)
+  assert m.group(2) == str(path) and path.is_dir()
+  # signalled after row `after_step`; calls are aligned to steps_per_call=2
+  assert step >= after_step and step % 2 == 0
+  assert [r["step"] for r in rows(workdir)] == list(range(1, step + 1))
+  return step
+
+
 @pytest.fixture(scope="module")
 def reference(env, tmp_path_factory):
   wd = tmp_path_factory.mktemp("reference") / "run"
@@ -122,14 +139,7 @@ def test_interrupted_three_ways_then_resumed_equals_an_uninterrupted_run(
 
   # 1. SIGTERM: finish the call, save, one line saying where, exit 0
   rc, out, err = interrupt(env, wd, signal.SIGTERM, after_step=10)
-  assert rc == 0, err[-3000:]
-  lines = [l for l in out.splitlines() if "SIGTERM" in l]
-  assert len(lines) == 1 and out.splitlines()[-1] == lines[0], out
-  m = re.fullmatch(r"SIGTERM: stopped at step (\d+); checkpoint saved to (\S+)", lines[0])
-  assert m, out
-  s1 = int(m.group(1))
-  assert m.group(2) == str(ckpt / str(s1)) and (ckpt / str(s1)).is_dir()
-  assert 10 <= s1 and s1 % 2 == 0 and last_step(wd) == s1
+  s1 = stopped("SIGTERM", rc, out, err, wd, after_step=10)
 
   # 2. SIGKILL past a checkpoint this run saved, leaving a torn last line. Saves
   # are asynchronous: the one at `first` is known complete only once the next
@@ -145,15 +155,12 @@ def test_interrupted_three_ways_then_resumed_equals_an_uninterrupted_run(
 
   # 3. SIGINT (Ctrl-C) behaves like SIGTERM
   rc, out, err = interrupt(env, wd, signal.SIGINT, after_step=killed_at + 6)
-  assert rc == 0, err[-3000:]
+  s3 = stopped("SIGINT", rc, out, err, wd, after_step=killed_at + 6)  # the torn line went
   resumed = int(re.search(r"resumed from checkpoint at step (\d+)", out).group(1))
   # the newest save that had finished: one the killed run began (each after its
   # step's row), and none older than the newest known complete
   begun = range(first, killed_at + 1, every)
   assert resumed in begun and resumed >= max(c for c in begun if c + every + 1 <= killed_at)
-  m = re.search(r"^SIGINT: stopped at step (\d+); checkpoint saved to \S+$", out, re.M)
-  assert m and out.count("SIGINT") == 1 and "Traceback" not in err, (out, err[-2000:])
-  s3 = int(m.group(1))
   kept = os.listdir(ckpt)
   assert all(n.isdigit() for n in kept) and max(map(int, kept)) == s3, kept  # no tmp folder
 
