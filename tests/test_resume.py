@@ -161,6 +161,8 @@ def test_interrupted_three_ways_then_resumed_equals_an_uninterrupted_run(
   # step's row), and none older than the newest known complete
   begun = range(first, killed_at + 1, every)
   assert resumed in begun and resumed >= max(c for c in begun if c + every + 1 <= killed_at)
+  # a save cut short stays a tmp folder: no finished one was unreadable and set aside
+  assert "warning" not in out and not (wd / "checkpoints_corrupt").exists(), out
   kept = os.listdir(ckpt)
   assert all(n.isdigit() for n in kept) and max(map(int, kept)) == s3, kept  # no tmp folder
 
