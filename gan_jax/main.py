@@ -35,9 +35,13 @@ def main(argv):
     if FLAGS.verbose:
       raise
     fail(str(e))
-  except KeyboardInterrupt:  # a second Ctrl-C while the first one was being handled
+  except KeyboardInterrupt:
     if FLAGS.verbose:
       raise
+    if train.first_signal is None:  # before the stop handlers were in place
+      fail("interrupted before training began: nothing was saved; the workdir's checkpoints, "
+           "if any, are intact", 130)
+    # a second Ctrl-C while the first one was being handled
     fail("interrupted twice: stopped without saving; the newest checkpoint is intact", 130)
 
 

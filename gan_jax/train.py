@@ -111,6 +111,11 @@ def _write_json_atomic(path: str, obj) -> None:
     json.dump(obj, f, indent=2, sort_keys=True)
 
 
+# The name of the first SIGTERM/SIGINT a _StopFlag took in this process, if
+# any: main tells a second Ctrl-C from one that came before training began.
+first_signal: str | None = None
+
+
 class _StopFlag:
   """Turns the first SIGTERM/SIGINT into a flag the loop checks after each
   call; the original handlers come back then, so a second signal aborts."""
@@ -126,7 +131,8 @@ class _StopFlag:
     return self
 
   def _handle(self, signum, frame):
-    self.signal = signal.Signals(signum).name
+    global first_signal
+    self.signal = first_signal = signal.Signals(signum).name
     self._restore()
 
   def _restore(self):

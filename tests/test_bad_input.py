@@ -315,3 +315,27 @@ def test_missing_config_file_without_overrides_is_one_line(tmp_path):
   assert out.stderr == ("error: --config=experiments/nope.py: no such file; pass an experiment "
                         "config such as experiments/digits.py\n")
   assert not (tmp_path / "w").exists()
+
+
+@pytest.mark.parametrize("first, message", [
+    (None, "error: interrupted before training began: nothing was saved; the workdir's "
+           "checkpoints, if any, are intact"),
+    ("SIGINT", "error: interrupted twice: stopped without saving; the newest checkpoint is "
+               "intact")])
+def test_a_ctrl_c_is_called_a_second_one_only_after_a_first(monkeypatch, capsys, tmp_path,
+                                                             first, message):
+  from gan_jax import main, train
+
+  def interrupted(*args, **kwargs):
+    raise KeyboardInterrupt
+
+  monkeypatch.setattr(train, "train_and_evaluate", interrupted)
+  monkeypatch.setattr(train, "first_signal", first)
+  main.FLAGS(["main", "--config=experiments/digits.py", f"--workdir={tmp_path / 'w'}"])
+  try:
+    with pytest.raises(SystemExit) as e:
+      main.main(["main"])
+  finally:
+    main.FLAGS.unparse_flags()
+  assert e.value.code == 130
+  assert capsys.readouterr().err == message + "\n"
