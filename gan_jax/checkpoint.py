@@ -1,10 +1,15 @@
 """Orbax checkpoints of the whole TrainState plus the resolved config.
 
 * Saves are asynchronous and keep the latest `config.checkpoint.keep` steps.
-  Orbax writes each step into `<step>.orbax-checkpoint-tmp-<time>` and renames
+  Orbax writes each step into `<step>.orbax-checkpoint-tmp*` and renames
   it to `<step>` only when complete, so a process killed mid-save leaves the
   previous checkpoints intact; leftover temporary folders are ignored by
   restore and deleted when the next manager opens the folder.
+* A save that fails on an OS error (a full disk) raises `SaveError`, one line
+  naming the step, the error and the last good checkpoint. As saves are
+  asynchronous it fails in Orbax's threads and is raised at the next `save`
+  or at `close`. The failed step stays a temporary folder (above); Orbax
+  deletes old steps only once a save is complete, so all earlier ones remain.
 * Restores go through an abstract target (`ShapeDtypeStruct`s with shardings),
   so optax states come back as their own types, not dicts.
 * If the newest checkpoint cannot be read (truncated, corrupt), it is moved to
@@ -22,10 +27,12 @@
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 import os
+import re
 import shutil
 import time
 
@@ -36,6 +43,11 @@ from orbax.checkpoint.checkpoint_managers import AnyPreservationPolicy, BestN, L
 
 class CheckpointError(RuntimeError):
   """The workdir has checkpoints but none of them can be restored."""
+
+
+class SaveError(CheckpointError):
+  """A checkpoint could not be written (e.g. the disk is full); the ones saved
+  before it are intact."""
 
 
 def checkpoint_dir(workdir: str) -> str:
@@ -97,10 +109,14 @@ def _set_aside_torn_metrics(workdir: str) -> None:
 
 def existing_steps(workdir: str) -> list[int]:
   """Completed checkpoint steps, without creating anything."""
-  d = checkpoint_dir(workdir)
-  if not os.path.isdir(d):
+  return _steps_in(checkpoint_dir(workdir))
+
+
+def _steps_in(directory: str) -> list[int]:
+  # Orbax names a step's folder `<step>` only once it is complete
+  if not os.path.isdir(directory):
     return []
-  return sorted(int(n) for n in os.listdir(d) if n.isdigit())
+  return sorted(int(n) for n in os.listdir(directory) if n.isdigit())
 
 
 def saved_config(workdir: str) -> dict | None:
@@ -121,10 +137,91 @@ def save(manager: ocp.CheckpointManager, step: int, state, config_dict: dict,
          metrics: dict | None = None) -> None:
   """Starts an asynchronous save; device arrays are copied before it returns.
   `metrics` (eval results at this step) are stored beside it for best-N; a
-  save without them ranks last there (and Orbax has nothing to warn about)."""
-  manager.save(int(step), args=ocp.args.Composite(
-      state=ocp.args.StandardSave(state), config=ocp.args.JsonSave(config_dict)),
-      metrics=metrics if metrics is not None else {}, force=True)
+  save without them ranks last there (and Orbax has nothing to warn about).
+
+  Raises SaveError if the save still in flight (see `wait`) or this one fails
+  on an OS error."""
+  wait(manager)
+  with _as_save_error(manager, int(step)):
+    manager.save(int(step), args=ocp.args.Composite(
+        state=ocp.args.StandardSave(state), config=ocp.args.JsonSave(config_dict)),
+        metrics=metrics if metrics is not None else {}, force=True)
+
+
+def wait(manager: ocp.CheckpointManager) -> None:
+  """Blocks until the save in flight, if any, is complete. If it failed on an
+  OS error (a full disk), raises SaveError naming its step, the error and the
+  last good checkpoint. Orbax raises a background failure once, in the first
+  call to wait after it: here, the next `save`, or `close`."""
+  with _as_save_error(manager, manager.latest_step()):  # the step in flight, if any
+    manager.wait_until_finished()
+
+
+def close(manager: ocp.CheckpointManager, *, failing: bool = False) -> None:
+  """`wait`, then closes the manager, also when that save failed. Orbax can
+  report a failed save a second time on closing (its metadata store and its
+  checkpointer each hold the failure); that is not raised again once one
+  SaveError was raised, here or (`failing`: the caller is raising an error)
+  earlier."""
+  step = manager.latest_step()
+  try:
+    wait(manager)
+  except SaveError:
+    failing = True
+    raise
+  finally:
+    try:
+      with _as_save_error(manager, step):
+        manager.close()
+    except SaveError:
+      if not failing:
+        raise
+
+
+def last_good(directory: str, before: int | None = None) -> str:
+  """'last good checkpoint: step N in <path>' for the newest complete step in
+  the checkpoints `directory` (before step `before`), or that there is none."""
+  steps = [s for s in _steps_in(directory) if before is None or s < before]
+  if not steps:
+    return "no checkpoint was saved yet"
+  return (f"last good checkpoint: step {steps[-1]} in {os.path.join(directory, str(steps[-1]))} "
+          "(rerun the same command to resume from it)")
+
+
+@contextlib.contextmanager
+def _as_save_error(manager: ocp.CheckpointManager, step: int | None):
+  """Turns an OS error (see `_os_error`) raised inside into a one-line
+  SaveError for `step`; other errors (bugs) pass through unchanged."""
+  try:
+    yield
+  except Exception as e:
+    err = _os_error(e)
+    if err is None:
+      raise
+    directory = str(manager.directory)
+    where = "" if err.filename else f" (writing in {directory})"
+    raise SaveError(f"checkpoint save at step {step} failed: {err}{where}; "
+                    f"{last_good(directory, before=step)}") from e
+
+
+def _os_error(e: BaseException | None) -> OSError | None:
+  """The OS error behind a failed save, or None: an OSError in the chain of
+  causes, or TensorStore's error status naming one. TensorStore raises
+  ValueError('RESOURCE_EXHAUSTED: Error writing local file "<path>": ... No
+  space left on device [os_error_code='28'] ...'), rebuilt here as
+  OSError(28, 'No space left on device', '<path>')."""
+  seen = set()
+  while e is not None and id(e) not in seen:
+    seen.add(id(e))
+    if isinstance(e, OSError):
+      return e
+    code = re.search(r"os_error_code='(\d+)'", str(e))
+    if code:
+      path = re.search(r'local file "([^"]+)"', str(e))
+      errno = int(code.group(1))
+      return OSError(errno, os.strerror(errno), *([path.group(1)] if path else []))
+    e = e.__cause__ or e.__context__
+  return None
 
 
 def finite_metric(metrics, name: str) -> float | None:

@@ -4,7 +4,9 @@ Any config value can be overridden, e.g. `--config.train.batch_size=128`.
 Running the same command again continues the run from its latest checkpoint
 (`--force_resume` if the config changed). Bad settings, a missing config file
 or unusable data print one line naming the setting, write nothing and exit
-non-zero (add `--verbose` for the traceback). SIGTERM/SIGINT save and exit 0.
+non-zero (add `--verbose` for the traceback). A checkpoint save that fails
+(a full disk) also ends the run with one line, naming the last good
+checkpoint, which a rerun resumes from. SIGTERM/SIGINT save and exit 0.
 """
 from __future__ import annotations
 
@@ -29,6 +31,8 @@ def main(argv):
   from gan_jax.config import ConfigError
   from gan_jax.data import DataError
   logging.set_verbosity(logging.WARNING)
+  if not FLAGS.verbose:
+    _quiet_background_save_errors()
   try:
     train.train_and_evaluate(FLAGS.config, FLAGS.workdir, force_resume=FLAGS.force_resume)
   except (ConfigError, DataError, train.NonFiniteError, CheckpointError) as e:
@@ -43,6 +47,35 @@ def main(argv):
            "if any, are intact", 130)
     # a second Ctrl-C while the first one was being handled
     fail("interrupted twice: stopped without saving; the newest checkpoint is intact", 130)
+
+
+def _quiet_background_save_errors():
+  """A checkpoint save that fails (a full disk) reaches the training loop as
+  checkpoint.SaveError, whose one line is what is shown. Meanwhile each Orbax
+  thread and asyncio loop that the save ran in reports it too, with a
+  traceback: Orbax and asyncio log it (asyncio: 'exception was never
+  retrieved'), and TensorStore writes that finish after Orbax closed their
+  event loop raise 'Event loop is closed' as unraisable exceptions. Those
+  reports, from Orbax's and asyncio's code (no other code here uses asyncio),
+  are dropped; warnings and everything else are kept."""
+  import logging as py_logging
+  import os
+  import sys
+  import traceback
+  libraries = (f"{os.sep}orbax{os.sep}", f"{os.sep}asyncio{os.sep}")
+
+  def keep(record):
+    return record.levelno < py_logging.ERROR or not any(
+        d in record.pathname for d in libraries)
+  logging.get_absl_logger().addFilter(keep)
+  py_logging.getLogger("asyncio").addFilter(keep)
+  default_hook = sys.unraisablehook
+
+  def unraisable(u):
+    files = [f.filename for f in traceback.extract_tb(u.exc_traceback)]
+    if not any(d in f for f in files for d in libraries):
+      default_hook(u)
+  sys.unraisablehook = unraisable
 
 
 def run():

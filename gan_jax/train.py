@@ -148,8 +148,10 @@ def train_and_evaluate(config, workdir: str, *, force_resume: bool = False) -> d
   """Trains `config` in `workdir`, resuming from its latest checkpoint.
 
   Returns the last logged metrics. Raises ConfigError/DataError on bad input
-  (before anything is written), NonFiniteError on divergence and
-  checkpoint.CheckpointError when no checkpoint in the workdir is readable.
+  (before anything is written), NonFiniteError on divergence,
+  checkpoint.CheckpointError when no checkpoint in the workdir is readable and
+  checkpoint.SaveError (a CheckpointError) when a save fails on an OS error,
+  e.g. a full disk; the checkpoints saved before it are intact.
   """
   validate(config, jax.device_count())
   config = _with_absolute_data_path(config)
@@ -202,17 +204,26 @@ def _train(config, workdir: str, stop: _StopFlag) -> dict:
     writer = Writer(workdir, resume_step=start)
     last, step = _loop(config, workdir, state, start, restored is not None, dataset, mesh,
                        (G, D, g_tx, d_tx), cfg_dict, manager, writer, stop)
-  finally:
-    manager.wait_until_finished()  # an in-flight save of a good state completes
-    if writer is not None:
-      writer.close()
-    manager.close()
+  except BaseException:
+    _close(manager, writer, failing=True)
+    raise
+  _close(manager, writer)
   ckpt = os.path.join(checkpoint.checkpoint_dir(workdir), str(step))
   if stop.signal:
     print(f"{stop.signal}: stopped at step {step}; checkpoint saved to {ckpt}", flush=True)
   elif step == start and start:
     print(f"already trained to step {step} (config.train.num_steps); nothing to do", flush=True)
   return last
+
+
+def _close(manager, writer, failing=False):
+  """An in-flight save of a good state completes. If it failed (a full disk),
+  checkpoint.SaveError, which replaces an error being raised (`failing`)."""
+  try:
+    checkpoint.close(manager, failing=failing)
+  finally:
+    if writer is not None:
+      writer.close()
 
 
 def _loop(config, workdir, state, start, have_ckpt, dataset, mesh, models_and_opts,

@@ -287,3 +287,22 @@ def test_torn_step_metrics_are_set_aside_and_the_run_resumes(tmp_path, capsys, t
   assert (f"warning: the eval metrics saved with checkpoint {torn} are unreadable "
           "(JSONDecodeError)") in out, out
   assert checkpoint.step_metrics(str(tmp_path), torn) is None
+
+
+def test_the_os_error_behind_a_failed_save_is_found_also_in_tensorstore_errors():
+  # A full disk under TensorStore surfaces as this ValueError (abridged from a
+  # real one on a full tmpfs); tests/test_resume.py covers the whole run.
+  ts = ValueError(
+      'RESOURCE_EXHAUSTED: Error writing local file "/w/checkpoints/24.orbax-checkpoint-tmp/'
+      'state.orbax-checkpoint-tmp/_sharding": Failed writing: "/w/checkpoints/24.orbax-'
+      'checkpoint-tmp/state.orbax-checkpoint-tmp/_sharding.__lock": Failed to write 7467 bytes '
+      "to file 14: No space left on device [os_error_code='28'] [tensorstore_spec='{}']")
+  err = checkpoint._os_error(ts)
+  assert (err.errno, err.strerror) == (28, "No space left on device")
+  assert err.filename == ("/w/checkpoints/24.orbax-checkpoint-tmp/"
+                          "state.orbax-checkpoint-tmp/_sharding")
+  try:
+    raise RuntimeError("wrapped") from OSError(28, "No space left on device")
+  except RuntimeError as e:
+    assert checkpoint._os_error(e).errno == 28
+  assert checkpoint._os_error(TypeError("a bug")) is None  # raised as it is, not as SaveError

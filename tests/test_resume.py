@@ -408,3 +408,60 @@ def test_logged_steps_per_sec_counts_training_only(tmp_path, monkeypatch):
   with open(tmp_path / "run" / "metrics.jsonl") as f:
     logged = [r["steps_per_sec"] for r in map(json.loads, f) if "steps_per_sec" in r]
   assert len(logged) == 4 and logged == [1.0] * 4, logged
+
+
+# Runs gan_jax.main with every file that Python opens for writing in the
+# temporary folder of the step-24 checkpoint failing as on a full disk (ENOSPC).
+# These writes (the config and metrics JSON, Orbax's commit and metadata files)
+# run in Orbax's background threads, where a real full disk also fails them.
+FULL_DISK_AT_24 = """
+import builtins, errno, os, runpy
+real_open = builtins.open
+def full_disk_open(file, mode="r", *args, **kwargs):
+  if isinstance(file, (str, os.PathLike)) and any(c in mode for c in "wax+") \\
+      and "/checkpoints/24.orbax-checkpoint-tmp" in os.fspath(file):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), os.fspath(file))
+  return real_open(file, mode, *args, **kwargs)
+builtins.open = full_disk_open
+runpy.run_module("gan_jax.main", run_name="__main__", alter_sys=True)
+"""
+
+
+def test_a_full_disk_during_a_save_stops_with_one_line_and_the_rerun_resumes(
+    env, reference, tmp_path):
+  wd = tmp_path / "run"
+  ckpt = wd / "checkpoints"
+  cmd = _cmd(env, wd)
+  out = subprocess.run([sys.executable, "-c", FULL_DISK_AT_24, *cmd[3:]], cwd=REPO, env=env,
+                       capture_output=True, text=True, timeout=600)
+  assert out.returncode == 1, out.stderr[-3000:]
+  # The asynchronous save of step 24 fails in the background; the loop learns
+  # of it at the next save (step 32), or on closing the checkpoint manager.
+  assert re.fullmatch(
+      r"error: checkpoint save at step 24 failed: \[Errno 28\] No space left on device"
+      rf"(: '{re.escape(str(ckpt))}/24\.orbax-checkpoint-tmp\S*'| \(writing in \S+\)); "
+      rf"last good checkpoint: step 16 in {re.escape(str(ckpt))}/16 "
+      r"\(rerun the same command to resume from it\)\n", out.stderr), out.stderr[-3000:]
+  assert 24 <= last_step(wd) <= 32
+  assert checkpoint_steps(ckpt) == [8, 16]  # the half-written step 24 is not one
+  assert [n for n in os.listdir(ckpt) if n.startswith("24.orbax-checkpoint-tmp")]
+
+  import orbax.checkpoint as ocp
+  with ocp.CheckpointManager(ckpt, options=ocp.CheckpointManagerOptions(read_only=True),
+                             item_names=("state", "config")) as m:
+    assert m.all_steps() == [8, 16]  # Orbax too sees no step 24
+    state = m.restore(16, args=ocp.args.Composite(state=ocp.args.StandardRestore())).state
+  assert int(state["step"]) == 16
+  assert all(np.isfinite(np.asarray(x)).all() for x in __import__("jax").tree.leaves(state))
+
+  # with space again, the same command resumes from step 16 and finishes the run
+  out = run(env, wd)
+  assert out.returncode == 0, out.stderr[-3000:]
+  assert "resumed from checkpoint at step 16" in out.stdout
+  assert rows(wd) == reference[1]  # bit for bit, none missing or repeated
+  assert sorted(os.listdir(ckpt)) == [str(N - 16), str(N - 8), str(N)]  # no tmp folder left
+
+
+def checkpoint_steps(ckpt):
+  return sorted(int(n) for n in os.listdir(ckpt) if n.isdigit())
+
