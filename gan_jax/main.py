@@ -35,7 +35,8 @@ def main(argv):
     _quiet_background_save_errors()
   try:
     train.train_and_evaluate(FLAGS.config, FLAGS.workdir, force_resume=FLAGS.force_resume)
-  except (ConfigError, DataError, train.NonFiniteError, CheckpointError) as e:
+  except (ConfigError, DataError, train.NonFiniteError, train.WriteError,
+          CheckpointError) as e:
     if FLAGS.verbose:
       raise
     fail(str(e))

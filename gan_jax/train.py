@@ -38,6 +38,11 @@ class NonFiniteError(RuntimeError):
   """Training diverged; raised before the bad state reaches a checkpoint."""
 
 
+class WriteError(RuntimeError):
+  """Writing the run's metrics, samples or events failed on an OS error (e.g.
+  a full disk); the checkpoints are intact."""
+
+
 def _flatten(d: dict, prefix: str = "") -> dict:
   out = {}
   for k, v in d.items():
@@ -151,7 +156,8 @@ def train_and_evaluate(config, workdir: str, *, force_resume: bool = False) -> d
   (before anything is written), NonFiniteError on divergence,
   checkpoint.CheckpointError when no checkpoint in the workdir is readable and
   checkpoint.SaveError (a CheckpointError) when a save fails on an OS error,
-  e.g. a full disk; the checkpoints saved before it are intact.
+  e.g. a full disk, and WriteError when writing the other outputs does; the
+  checkpoints saved before are intact either way.
   """
   validate(config, jax.device_count())
   config = _with_absolute_data_path(config)
@@ -194,20 +200,24 @@ def _train(config, workdir: str, stop: _StopFlag) -> dict:
       best_metric=config.checkpoint.best_metric)
   writer = None
   try:
-    restored = checkpoint.restore_latest(manager, state)
-    start = 0
-    if restored is not None:
-      start, state, _ = restored
-      print(f"resumed from checkpoint at step {start}", flush=True)
-    _write_json_atomic(os.path.join(workdir, "config.json"), cfg_dict)
-    truncate_jsonl(os.path.join(workdir, "metrics.jsonl"), start)
-    writer = Writer(workdir, resume_step=start)
-    last, step = _loop(config, workdir, state, start, restored is not None, dataset, mesh,
-                       (G, D, g_tx, d_tx), cfg_dict, manager, writer, stop)
-  except BaseException:
-    _close(manager, writer, failing=True)
-    raise
-  _close(manager, writer)
+    try:
+      restored = checkpoint.restore_latest(manager, state)
+      start = 0
+      if restored is not None:
+        start, state, _ = restored
+        print(f"resumed from checkpoint at step {start}", flush=True)
+      _write_json_atomic(os.path.join(workdir, "config.json"), cfg_dict)
+      truncate_jsonl(os.path.join(workdir, "metrics.jsonl"), start)
+      writer = Writer(workdir, resume_step=start)
+      last, step = _loop(config, workdir, state, start, restored is not None, dataset, mesh,
+                         (G, D, g_tx, d_tx), cfg_dict, manager, writer, stop)
+    except BaseException:
+      _close(manager, writer, failing=True)
+      raise
+    _close(manager, writer)
+  except OSError as e:  # writing metrics.jsonl, a sample grid or events (a full disk)
+    raise WriteError(f"training stopped: {e}; "
+                     f"{checkpoint.last_good(checkpoint.checkpoint_dir(workdir))}") from e
   ckpt = os.path.join(checkpoint.checkpoint_dir(workdir), str(step))
   if stop.signal:
     print(f"{stop.signal}: stopped at step {step}; checkpoint saved to {ckpt}", flush=True)
@@ -217,13 +227,21 @@ def _train(config, workdir: str, stop: _StopFlag) -> dict:
 
 
 def _close(manager, writer, failing=False):
-  """An in-flight save of a good state completes. If it failed (a full disk),
-  checkpoint.SaveError, which replaces an error being raised (`failing`)."""
+  """Completes an in-flight save: checkpoint.SaveError if it failed (a full
+  disk), which replaces an error being raised (`failing`). Then closes the
+  writer, whose OSError (the full disk again) replaces no error being raised."""
   try:
     checkpoint.close(manager, failing=failing)
+  except checkpoint.SaveError:
+    failing = True
+    raise
   finally:
     if writer is not None:
-      writer.close()
+      try:
+        writer.close()
+      except OSError:
+        if not failing:
+          raise
 
 
 def _loop(config, workdir, state, start, have_ckpt, dataset, mesh, models_and_opts,

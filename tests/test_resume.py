@@ -465,3 +465,38 @@ def test_a_full_disk_during_a_save_stops_with_one_line_and_the_rerun_resumes(
 def checkpoint_steps(ckpt):
   return sorted(int(n) for n in os.listdir(ckpt) if n.isdigit())
 
+
+
+def test_a_full_disk_while_writing_samples_stops_with_one_line_naming_the_last_checkpoint(
+    tmp_path, monkeypatch):
+  # The sample grid of step 4 hits the full disk before step 4 is saved, and
+  # closing the TensorBoard writer then fails too: one WriteError, not the
+  # OSError of either, naming the step-2 checkpoint.
+  import errno
+  from gan_jax import checkpoint, writers
+  from gan_jax.train import WriteError, train_and_evaluate
+  from conftest import tiny_config
+  samples, close = writers.Writer.samples, writers.Writer.close
+
+  def full_from_step_4(self, step, images):
+    if step < 4:
+      return samples(self, step, images)
+    path = os.path.join(self.workdir, "samples", f"step_{step:08d}.png.tmp")
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
+
+  def full_close(self):
+    close(self)
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+  monkeypatch.setattr(writers.Writer, "samples", full_from_step_4)
+  monkeypatch.setattr(writers.Writer, "close", full_close)
+  wd = tmp_path / "run"
+  config = tiny_config(**{"model.name": "mlp", "train.sample_every": 2, "checkpoint.every": 2})
+  with pytest.raises(WriteError) as e:
+    train_and_evaluate(config, str(wd))
+  ckpt = re.escape(str(wd / "checkpoints"))
+  assert re.fullmatch(
+      rf"training stopped: \[Errno 28\] No space left on device: '{re.escape(str(wd))}/samples/"
+      rf"step_00000004\.png\.tmp'; last good checkpoint: step 2 in {ckpt}/2 \(rerun the same "
+      r"command to resume from it\)", str(e.value)), str(e.value)
+  assert checkpoint.existing_steps(str(wd)) == [2]
