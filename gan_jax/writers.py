@@ -75,10 +75,46 @@ class Writer:
     self.tb = _summary_writer_cls()(tb_dir,
                                     purge_step=resume_step + 1 if resume_step else None,
                                     filename_suffix=f".{time.time_ns()}")
+    self.tb_dir = tb_dir
+    self._event_error: OSError | None = None
+    self._event_error_raised = False
+    self._catch_event_errors()
+
+  def _catch_event_errors(self) -> None:
+    """tensorboardX writes events in a thread fed by a queue of 10. A write or
+    flush that fails there (a full disk) killed that thread with a traceback
+    of its own, and the 11th event then blocked the run for ever. Here the
+    thread's writer records the first such OSError instead and drops every
+    later event, so the thread keeps draining its queue; the next call raises
+    the error (`_check`), which training turns into one line. This wraps
+    tensorboardX's private EventFileWriter._ev_writer; where that is missing
+    (another version), nothing is wrapped."""
+    events = getattr(getattr(getattr(self.tb, "file_writer", None), "event_writer", None),
+                     "_ev_writer", None)
+    if events is None:
+      return
+    for name in ("write_event", "flush"):
+      method = getattr(events, name)
+
+      def guarded(*args, _method=method):
+        if self._event_error is None:
+          try:
+            return _method(*args)
+          except OSError as e:
+            self._event_error = e
+      setattr(events, name, guarded)
+
+  def _check(self) -> None:
+    e = self._event_error
+    if e is not None and not self._event_error_raised:
+      self._event_error_raised = True  # once: close() after it does not repeat it
+      raise OSError(e.errno, f"writing TensorBoard events in {self.tb_dir} failed: "
+                             f"{e.strerror or e}")
 
   def scalars(self, step: int, values: dict) -> None:
     row = {"step": int(step), **{k: float(v) for k, v in values.items()}}
     self.jsonl.write(json.dumps(row) + "\n")
+    self._check()
     for k, v in values.items():
       self.tb.add_scalar(k, float(v), int(step))
 
@@ -87,16 +123,19 @@ class Writer:
     upscale = max(1, 512 // grid.shape[0])
     path = os.path.join(self.workdir, "samples", f"step_{int(step):08d}.png")
     save_png(grid, path, upscale)
+    self._check()
     self.tb.add_image("samples", grid, int(step), dataformats="HWC")
     return path
 
   def flush(self) -> None:
     self.jsonl.flush()
     self.tb.flush()
+    self._check()
 
   def close(self) -> None:
     self.jsonl.close()
     self.tb.close()
+    self._check()  # an event the thread could not write since the last call
 
 
 def truncate_jsonl(path: str, last_step: int) -> None:

@@ -71,3 +71,39 @@ def test_a_restart_without_checkpoint_keeps_only_the_new_runs_events(tmp_path):
   w.close()
   events = EventAccumulator(str(tmp_path / "tensorboard")).Reload().Scalars("g_loss")
   assert [(e.step, e.value) for e in events] == [(0, 100.0), (1, 101.0), (2, 102.0)]
+
+
+def test_a_failed_event_file_write_is_an_os_error_at_the_next_call_not_a_hang(
+    tmp_path, monkeypatch, capfd):
+  """tensorboardX writes events in a thread through a queue of 10: when a write
+  failed (a full disk) the thread died with a traceback, and the 11th event
+  blocked the run for ever. Now a later call (or close) raises an OSError
+  naming the folder, which training turns into one line, and nothing blocks."""
+  import errno
+  import threading
+  from tensorboardX import event_file_writer
+
+  def full(self, event_str):
+    raise OSError(errno.ENOSPC, "No space left on device")
+  w = Writer(str(tmp_path))
+  monkeypatch.setattr(event_file_writer.EventsWriter, "_write_serialized_event", full)
+  errors = []
+
+  def log():
+    try:
+      for step in range(1, 101):
+        w.scalars(step, {"a": 1.0, "b": 2.0})
+    except OSError as e:
+      errors.append(e)
+    try:
+      w.close()
+    except OSError as e:  # if the thread had not yet failed before the last call
+      errors.append(e)
+  t = threading.Thread(target=log, daemon=True)
+  t.start()
+  t.join(timeout=60)
+  assert not t.is_alive(), "the writer blocked"
+  assert len(errors) == 1, errors
+  assert str(errors[0]) == (f"[Errno 28] writing TensorBoard events in {tmp_path}/tensorboard "
+                            "failed: No space left on device")
+  assert "Traceback" not in capfd.readouterr().err
