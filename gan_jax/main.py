@@ -58,11 +58,16 @@ def _quiet_background_save_errors():
   retrieved'), and TensorStore writes that finish after Orbax closed their
   event loop raise 'Event loop is closed' as unraisable exceptions. Those
   reports, from Orbax's and asyncio's code (no other code here uses asyncio),
-  are dropped; warnings and everything else are kept."""
+  are dropped, and so is the RuntimeWarning "coroutine ... was never awaited"
+  for a write that Orbax's closed loop never ran; other warnings and
+  everything else are kept."""
   import logging as py_logging
   import os
   import sys
   import traceback
+  import warnings
+  warnings.filterwarnings("ignore", message=r"coroutine .* was never awaited",
+                          category=RuntimeWarning)
   libraries = (f"{os.sep}orbax{os.sep}", f"{os.sep}asyncio{os.sep}")
 
   def keep(record):
