@@ -144,6 +144,10 @@ def validate(config, num_devices: int = 1, data_files: bool = True) -> None:
       models.dcgan_plan(config.data.image_size)
     except ValueError as e:
       raise ConfigError(str(e)) from None
+  try:
+    data.check_split(config.data)
+  except data.DataError as e:
+    raise ConfigError(str(e)) from None
   if data_files and config.data.source == "idx":
     from gan_jax.data.idx import SPLITS
     _choice("data.split", config.data.split, SPLITS)

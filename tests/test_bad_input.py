@@ -111,6 +111,10 @@ IN_PROCESS = {
                         ["config.data.path=", "/empty' is an empty folder"]),
     "unknown idx split": ({"data.source": "idx", "data.split": "validation"},
                           ["config.data.split='validation' is unknown; valid: all, test, train"]),
+    "a split of a source that has none": (
+        {"data.source": "digits", "data.split": "test"},
+        ["config.data.split='test', but data.source='digits' has no splits",
+         "leave data.split='train'"]),
     "eval set too small for the metrics": (
         {"eval.every": 2, "eval.num_samples": 5},
         ["config.eval.num_samples=5 is too small for the image metrics; use at least 6"]),

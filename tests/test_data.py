@@ -206,6 +206,33 @@ def test_folder_errors(tmp_path):
     data.load(_cfg(source="folder", path=str(tmp_path)))
 
 
+def test_lab_and_premultiplied_alpha_images_convert_to_both_channel_counts():
+  lab = Image.new("RGB", (8, 8), (200, 100, 50)).convert("LAB")  # a TIFF's LAB, say
+  assert abs(int(convert_image(lab, 8, 1)[0, 0, 0]) - 124) <= 2  # ITU-R 601 luma
+  assert np.abs(convert_image(lab, 8, 3)[0, 0].astype(int) - [200, 100, 50]).max() <= 2
+  clear = Image.new("RGBA", (8, 8), (200, 100, 50, 0))
+  for im in (clear.convert("RGBa"), clear.convert("LA").convert("La")):
+    for channels in (1, 3):  # transparent: composited on white, like RGBA and LA
+      assert (convert_image(im, 8, channels) == 255).all(), (im.mode, channels)
+
+
+def test_idx_split_all_conforms_train_and_test_files_of_different_sizes(tmp_path):
+  _write_idx(tmp_path / "train-images-idx3-ubyte.gz", np.full((3, 8, 8), 255, np.uint8), 0x08)
+  _write_idx(tmp_path / "t10k-images-idx3-ubyte.gz", np.zeros((2, 10, 10), np.uint8), 0x08)
+  ds = data.load(_cfg(source="idx", split="all", path=str(tmp_path), image_size=8,
+                      channels=1))
+  assert ds.images.shape == (5, 8, 8, 1) and ds.labels is None
+  assert (ds.images[:3] == 255).all() and (ds.images[3:] == 0).all()
+
+
+@pytest.mark.parametrize("source", ["folder", "digits", "toy"])
+def test_a_split_of_a_source_without_splits_is_an_error(tmp_path, source):
+  Image.new("L", (8, 8), 0).save(tmp_path / "a.png")
+  with pytest.raises(DataError, match=rf"config.data.split='test', but data.source="
+                                      rf"'{source}' has no splits"):
+    data.load(_cfg(source=source, split="test", path=str(tmp_path), name="ring8"))
+
+
 def test_convert_image_centre_crops():
   im = Image.new("L", (30, 10), 0)
   im.paste(255, (10, 0, 20, 10))  # bright middle third

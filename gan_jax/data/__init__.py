@@ -19,12 +19,27 @@ SOURCES = {"tfds": _tfds, "idx": load_idx, "folder": load_folder, "digits": load
            "toy": load_toy}
 
 
+# Sources without splits: one set of images, read whole.
+WHOLE_SOURCES = ("folder", "digits", "toy")
+
+
+def check_split(data_cfg) -> None:
+  """A split asked of a source that has none is an error: reading the whole set
+  instead would, e.g., score a classifier on its own training images."""
+  split = data_cfg.get("split", "train")
+  if data_cfg.source in WHOLE_SOURCES and split != "train":
+    raise DataError(f"config.data.split={split!r}, but data.source={data_cfg.source!r} has "
+                    "no splits: it reads one set of images whole; leave data.split='train' "
+                    "(the default)")
+
+
 def load(data_cfg) -> Dataset:
   """The source's images; with data.max_examples=N > 0, its first N in the
   source's own order (like TFDS's split='train[:N]'), not a random subset: a
   folder sorted by class keeps its first classes. Images whose pixels are all
   0 or 1 are binary and are scaled to 0 or 255, with a note in the
   description."""
+  check_split(data_cfg)
   ds = SOURCES[data_cfg.source](data_cfg)
   if ds.images.dtype == np.uint8 and ds.images.size and int(ds.images.max()) == 1:
     # Binary sets stored as 0/1 bytes (TFDS's binarized_mnist, dsprites and
@@ -40,4 +55,4 @@ def load(data_cfg) -> Dataset:
   return ds
 
 
-__all__ = ["SOURCES", "DataError", "Dataset", "load"]
+__all__ = ["SOURCES", "WHOLE_SOURCES", "DataError", "Dataset", "check_split", "load"]

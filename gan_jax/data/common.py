@@ -52,11 +52,17 @@ def convert_image(im: Image.Image, size: int, channels: int) -> np.ndarray:
   rescaled to 8 bits, alpha (or a transparent colour) composited on white,
   shorter side resized to `size` (bicubic/area), then centre-cropped."""
   im = _to_8bit(im)
-  if im.mode in ("RGBA", "LA", "P", "PA") or "transparency" in im.info:
+  if im.mode == "La":  # premultiplied: PIL converts it to LA only
+    im = im.convert("LA")
+  if im.mode in ("RGBA", "RGBa", "LA", "P", "PA") or "transparency" in im.info:
     im = im.convert("RGBA")
     bg = Image.new("RGBA", im.size, (255, 255, 255, 255))
     im = Image.alpha_composite(bg, im)
-  im = im.convert("L" if channels == 1 else "RGB")
+  target = "L" if channels == 1 else "RGB"
+  try:
+    im = im.convert(target)
+  except ValueError:  # modes PIL converts to RGB only, e.g. a TIFF's LAB
+    im = im.convert("RGB").convert(target)
   w, h = im.size
   if (w, h) != (size, size):
     scale = size / min(w, h)

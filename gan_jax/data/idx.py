@@ -90,9 +90,9 @@ def load_idx(cfg) -> Dataset:
     lbl = None if lbl is None else lbl.astype(np.int32)
     if lbl is not None and len(lbl) != len(img):
       raise DataError(f"{lp} holds {len(lbl)} labels for the {len(img)} images of {ip}")
-    images.append(img)
+    images.append(conform(img, cfg.image_size, cfg.channels))  # split=all: sizes may differ
     labels.append(lbl)
     used.append(os.path.basename(ip))
   x = np.concatenate(images)
   y = None if any(l is None for l in labels) else np.concatenate(labels)
-  return Dataset(conform(x, cfg.image_size, cfg.channels), y, f"idx: {', '.join(used)}")
+  return Dataset(x, y, f"idx: {', '.join(used)}")
