@@ -24,8 +24,8 @@ WHOLE_SOURCES = ("folder", "digits", "toy")
 
 
 def check_split(data_cfg) -> None:
-  """A split asked of a source that has none is an error: reading the whole set
-  instead would, e.g., score a classifier on its own training images."""
+  """A split asked of a source that has none is an error, not a silent read of
+  the whole set as if it were that split."""
   split = data_cfg.get("split", "train")
   if data_cfg.source in WHOLE_SOURCES and split != "train":
     raise DataError(f"config.data.split={split!r}, but data.source={data_cfg.source!r} has "
