@@ -10,9 +10,12 @@ checkpoint, which a rerun resumes from. SIGTERM/SIGINT save and exit 0.
 """
 from __future__ import annotations
 
+import sys
+
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from gan_jax import cli
 from gan_jax.cli import fail, parse_flags
 
 FLAGS = flags.FLAGS
@@ -34,6 +37,7 @@ def main(argv):
   if not FLAGS.verbose:
     _quiet_background_save_errors()
   try:
+    cli.raise_if_interrupted_early()
     train.train_and_evaluate(FLAGS.config, FLAGS.workdir, force_resume=FLAGS.force_resume)
   except (ConfigError, DataError, train.NonFiniteError, train.WriteError,
           CheckpointError) as e:
@@ -44,8 +48,7 @@ def main(argv):
     if FLAGS.verbose:
       raise
     if train.first_signal is None:  # before the stop handlers were in place
-      fail("interrupted before training began: nothing was saved; the workdir's checkpoints, "
-           "if any, are intact", 130)
+      _interrupted_before_training()
     # a second Ctrl-C while the first one was being handled
     fail("interrupted twice: stopped without saving; the newest checkpoint is intact", 130)
 
@@ -84,9 +87,20 @@ def _quiet_background_save_errors():
   sys.unraisablehook = unraisable
 
 
+def _interrupted_before_training():
+  fail("interrupted before training began: nothing was saved; the workdir's checkpoints, "
+       "if any, are intact", 130)
+
+
 def run():
   flags.mark_flags_as_required(["config", "workdir"])
-  app.run(main, flags_parser=parse_flags)
+  cli.catch_early_interrupts()  # loading the config file imports JAX
+  try:
+    app.run(main, flags_parser=parse_flags)
+  except KeyboardInterrupt:  # while the flags were parsed, before main
+    if "--verbose" in sys.argv:
+      raise
+    _interrupted_before_training()
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ import time
 import jax
 import numpy as np
 
-from gan_jax import checkpoint, data, models, steps
+from gan_jax import checkpoint, cli, data, models, steps
 from gan_jax.config import (MIN_EVAL_SAMPLES, VERSION_KEY, ConfigError, check_tfds_available,
                             from_dict, saved_dict, to_dict, validate)
 from gan_jax.files import atomic_write
@@ -133,6 +133,9 @@ class _StopFlag:
     if threading.current_thread() is threading.main_thread():
       for s in (signal.SIGTERM, signal.SIGINT):
         self._old[s] = signal.signal(s, self._handle)
+    if cli.interrupted_early:  # a Ctrl-C that main deferred (cli.catch_early_interrupts)
+      self._restore()
+      raise KeyboardInterrupt
     return self
 
   def _handle(self, signum, frame):

@@ -7,6 +7,7 @@ More settings that go through the same validation are checked in-process."""
 import concurrent.futures
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -342,3 +343,43 @@ main.run()
   out = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=env(1), capture_output=True,
                        text=True, timeout=300)
   assert out.returncode == 130 and out.stderr == message + "\n", (out.returncode, out.stderr)
+
+
+def test_a_ctrl_c_inside_jax_s_gc_callback_stops_the_run_before_training(tmp_path):
+  # Python's own handler raised the KeyboardInterrupt inside the callback that
+  # JAX runs on every garbage collection, which printed and dropped it, and the
+  # run trained on: that was most of the first second of a run, while the config
+  # file imports JAX.
+  config = tmp_path / "interrupted.py"
+  config.write_text(f"""
+import gc, os, signal
+import jax  # registers its gc callback
+exec(open({str(REPO / "experiments" / "digits.py")!r}).read())
+def ctrl_c(phase, info):
+  if phase == "start":
+    gc.callbacks.remove(ctrl_c)
+    os.kill(os.getpid(), signal.SIGINT)  # Python runs the handler within this callback
+gc.callbacks.insert(0, ctrl_c)
+gc.collect()
+""")
+  workdir = tmp_path / "w"
+  out = subprocess.run(
+      [sys.executable, "-m", "gan_jax.main", f"--config={config}", f"--workdir={workdir}",
+       "--config.train.num_steps=2"], cwd=REPO, env=env(1), capture_output=True, text=True,
+      timeout=300, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+  assert out.returncode == 130, (out.returncode, out.stderr[-2000:])
+  assert out.stderr == ("error: interrupted before training began: nothing was saved; the "
+                        "workdir's checkpoints, if any, are intact\n"), out.stderr[-2000:]
+  assert not workdir.exists()
+
+
+def test_a_deferred_ctrl_c_stops_at_the_training_s_signal_handlers(monkeypatch):
+  # the window between main's check and the training's handlers (validation,
+  # the resume check) is covered where those handlers are installed
+  from gan_jax import cli, train
+  before = signal.getsignal(signal.SIGINT)
+  monkeypatch.setattr(cli, "interrupted_early", True)
+  with pytest.raises(KeyboardInterrupt):
+    with train._StopFlag():
+      pass
+  assert signal.getsignal(signal.SIGINT) is before  # handlers given back
