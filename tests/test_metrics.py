@@ -243,6 +243,21 @@ def test_inception_score_closed_forms_and_stability():
     metrics.inception_score()
 
 
+def test_inception_score_refuses_nan_and_empty_rows():
+  # an all-NaN split used to score exactly 1 (its NaN terms dropped as 0 log 0)
+  logits = np.random.default_rng(0).normal(size=(20, 5))
+  for bad in (np.full((20, 5), np.nan), np.where(np.arange(20)[:, None] < 10, np.nan, logits),
+              np.where(np.arange(20)[:, None] == 3, np.inf, logits)):
+    with pytest.raises(ValueError, match="logits contain NaN or inf"):
+      metrics.inception_score(bad, splits=2)
+  probs = np.eye(5)[np.arange(20) % 5]
+  probs[:10] = 0.0
+  with pytest.raises(ValueError, match="every row of probs needs a positive sum"):
+    metrics.inception_score(probs=probs, splits=2)
+  with pytest.raises(ValueError, match="probs contain NaN"):
+    metrics.inception_score(probs=np.full((4, 5), np.nan))
+
+
 # ----------------------------------------------------------------------- PRDC
 
 def test_prdc_matches_reference():

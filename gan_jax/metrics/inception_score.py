@@ -39,7 +39,8 @@ def _split_score(logp: np.ndarray) -> float:
 def inception_score(logits=None, *, probs=None, splits: int = 10) -> tuple[float, float]:
   """(mean, std) of the IS over splits from (N, C) classifier logits or probs.
 
-  Give exactly one of `logits` or `probs` (rows of probs are renormalised).
+  Give exactly one of `logits` or `probs` (rows of probs are renormalised);
+  NaN or inf in either, or a row of probs that sums to 0, raises ValueError.
   Samples are cut into min(splits, N) contiguous, near-equal parts
   (np.array_split), so every split is non-empty and all samples are used.
   """
@@ -48,6 +49,13 @@ def inception_score(logits=None, *, probs=None, splits: int = 10) -> tuple[float
   x = np.asarray(logits if probs is None else probs)
   if x.ndim != 2 or len(x) == 0:
     raise ValueError(f"expected (N >= 1, C) array, got shape {x.shape}")
+  # a NaN row would drop out of the score (its 0 * log 0 terms count as 0):
+  # all-NaN logits (a diverged G) would score IS = 1 instead of failing
+  if not np.isfinite(x).all():
+    raise ValueError(f"{'logits' if probs is None else 'probs'} contain NaN or inf "
+                     f"({np.count_nonzero(~np.isfinite(x).all(axis=1))} of {len(x)} rows)")
+  if probs is not None and not (x.sum(axis=1) > 0).all():
+    raise ValueError("every row of probs needs a positive sum")
   to_logp = _log_softmax if probs is None else _log_probs
   splits = max(1, min(int(splits), len(x)))
   scores = np.array([_split_score(to_logp(part.astype(np.float64))) for part in np.array_split(x, splits)])
