@@ -313,6 +313,15 @@ def test_prdc_batching_invariance():
     assert all(abs(got[k] - base[k]) <= 1e-10 for k in base), (b, got, base)
 
 
+def test_prdc_refuses_nan_features():
+  # NaN distances compare False: NaN fakes scored 0 on all four, silently
+  real, fake = _feats(n_real=20, n_fake=20, d=4)
+  for r, f, name in ((real, np.full_like(fake, np.nan), "fake"),
+                     (np.where(real > 1, np.inf, real), fake, "real")):
+    with pytest.raises(ValueError, match=f"{name} features contain NaN or inf"):
+      metrics.prdc(r, f)
+
+
 # ------------------------------------------------------------------- registry
 
 def test_registry_compute_and_unknown_name():

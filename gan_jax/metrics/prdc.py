@@ -59,11 +59,16 @@ def prdc(real_feats, fake_feats, *, k_pr: int | None = 3, k_dc: int | None = 5,
 
   Set k_pr or k_dc to None to skip that pair. Cost: one N x N, one M x M
   (if k_pr) and one M x N blockwise distance pass. Inputs are converted to
-  `dtype` once (float64 by default; float32 halves memory and time).
+  `dtype` once (float64 by default; float32 halves memory and time). NaN or
+  inf features raise ValueError.
   """
   real, fake = np.asarray(real_feats, dtype), np.asarray(fake_feats, dtype)
   if real.ndim != 2 or fake.ndim != 2 or real.shape[1] != fake.shape[1]:
     raise ValueError(f"features must be (N, D) with equal D, got {real.shape} {fake.shape}")
+  # NaN distances compare False everywhere: NaN features would give 0s, not an error
+  for name, a in (("real", real), ("fake", fake)):
+    if not np.isfinite(a).all():
+      raise ValueError(f"{name} features contain NaN or inf")
   ks = [k for k in (k_pr, k_dc) if k is not None]
   if not ks:
     raise ValueError("nothing to compute: k_pr and k_dc are both None")
