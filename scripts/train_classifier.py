@@ -1,4 +1,5 @@
-"""Trains the LeNet feature extractor used by the metrics, from any data source.
+"""Trains the LeNet feature extractor used by the metrics, from any data source
+with labels 0-9 (the LeNet has 10 classes; other labels are refused).
 
 On the shared MNIST test set (what the shipped weights were trained on: the
 first 9,000 digits after a seeded shuffle for training, the other 1,000 held out):
@@ -86,6 +87,13 @@ def _load(split: str, flag: str):
     raise _error(e, flag) from None
   if ds.labels is None:
     raise SystemExit(f"error: --source={FLAGS.source} has no labels; a classifier needs them")
+  # an out-of-range label makes the cross-entropy NaN: the script used to train NaN
+  # weights and write them (by default over the shipped ones) with exit status 0
+  n = LeNet.num_classes
+  lo, hi = int(ds.labels.min()), int(ds.labels.max())
+  if lo < 0 or hi >= n:
+    raise SystemExit(f"error: the labels of --source={FLAGS.source} {flag}={split!r} run from "
+                     f"{lo} to {hi}; the LeNet has {n} classes and needs labels 0 to {n - 1}")
   return ds.images.astype(np.float32) / 127.5 - 1, ds.labels
 
 

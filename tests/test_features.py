@@ -118,6 +118,26 @@ def test_train_classifier_refuses_bad_flags_in_one_line(flags, message, tmp_path
   assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]  # nothing written
 
 
+def test_train_classifier_refuses_labels_the_lenet_has_no_class_for(tmp_path):
+  # labels 1..20 (EMNIST letters count from 1) gave a NaN loss: NaN weights were
+  # written, by default over the shipped ones, and the script exited 0
+  import struct
+  folder = tmp_path / "letters"
+  folder.mkdir()
+  n = 20
+  (folder / "t10k-images-idx3-ubyte").write_bytes(
+      struct.pack(">BBBBIII", 0, 0, 8, 3, n, 28, 28) + bytes(n * 28 * 28))
+  (folder / "t10k-labels-idx1-ubyte").write_bytes(
+      struct.pack(">BBBBI", 0, 0, 8, 1, n) + bytes(range(1, n + 1)))
+  out, _ = _train_classifier("--source=idx", f"--path={folder}", "--split=test",
+                             "--holdout=5", "--batch_size=5", "--epochs=1",
+                             f"--out={tmp_path}/w.msgpack")
+  assert out.returncode == 1 and out.stderr == (
+      "error: the labels of --source=idx --split='test' run from 1 to 20; the LeNet has 10 "
+      "classes and needs labels 0 to 9\n"), out.stderr[-2000:]
+  assert not (tmp_path / "w.msgpack").exists()
+
+
 def test_train_classifier_tfds_offline_fails_fast(tmp_path):
   # TFDS itself would retry its downloads for minutes; the data_dir it names is
   # not created, and the message names this script's flags, not config keys.
