@@ -1,8 +1,8 @@
 """Trains the LeNet feature extractor used by the metrics, from any data source
 with labels 0-9 (the LeNet has 10 classes; other labels are refused).
 
-On the shared MNIST test set (what the shipped weights were trained on: the
-first 9,000 digits after a seeded shuffle for training, the other 1,000 held out):
+On the shared MNIST test set (what the shipped weights were trained on: after a
+seeded shuffle, the first 1,000 digits held out and the other 9,000 for training):
 
   python scripts/train_classifier.py --source=idx --path=../shared/data/mnist \
     --split=test --holdout=1000 --out=gan_jax/metrics/weights/lenet_mnist.msgpack
