@@ -322,6 +322,21 @@ def test_prdc_refuses_nan_features():
       metrics.prdc(r, f)
 
 
+def test_bad_k_subset_size_and_splits_name_the_argument():
+  real, fake = _feats(n_real=20, n_fake=3, d=4)
+  with pytest.raises(ValueError, match=r"^k_pr=3 must be between 1 and 2: .* real and fake "
+                                       r"features \(20, 3\)$"):
+    metrics.prdc(real, fake)
+  with pytest.raises(ValueError, match=r"^k_dc=5 must be between 1 and 4: .* real features "
+                                       r"\(5\)$"):
+    metrics.prdc(real[:5], real, k_pr=None)
+  with pytest.raises(ValueError, match="^subset_size must be >= 2, got 1$"):
+    metrics.kid(real, real, subset_size=1)
+  for splits in (0, -2):  # used to be clipped to 1 silently
+    with pytest.raises(ValueError, match=f"^splits must be >= 1, got {splits}$"):
+      metrics.inception_score(fake, splits=splits)
+
+
 # ------------------------------------------------------------------- registry
 
 def test_registry_compute_and_unknown_name():

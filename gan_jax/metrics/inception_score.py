@@ -41,7 +41,7 @@ def inception_score(logits=None, *, probs=None, splits: int = 10) -> tuple[float
 
   Give exactly one of `logits` or `probs` (rows of probs are renormalised);
   NaN or inf in either, or a row of probs that sums to 0, raises ValueError.
-  Samples are cut into min(splits, N) contiguous, near-equal parts
+  Samples are cut into min(splits, N) (splits >= 1) contiguous, near-equal parts
   (np.array_split), so every split is non-empty and all samples are used.
   """
   if (logits is None) == (probs is None):
@@ -56,6 +56,8 @@ def inception_score(logits=None, *, probs=None, splits: int = 10) -> tuple[float
                      f"({np.count_nonzero(~np.isfinite(x).all(axis=1))} of {len(x)} rows)")
   if probs is not None and not (x.sum(axis=1) > 0).all():
     raise ValueError("every row of probs needs a positive sum")
+  if int(splits) < 1:
+    raise ValueError(f"splits must be >= 1, got {splits}")
   to_logp = _log_softmax if probs is None else _log_probs
   splits = max(1, min(int(splits), len(x)))
   scores = np.array([_split_score(to_logp(part.astype(np.float64))) for part in np.array_split(x, splits)])

@@ -46,6 +46,8 @@ def kid(real_feats, fake_feats, *, num_subsets: int = 100, subset_size: int = 10
     raise ValueError(f"features must be (N, D) with equal D, got {real.shape} {fake.shape}")
   if num_subsets < 1:
     raise ValueError(f"num_subsets must be >= 1, got {num_subsets}")
+  if subset_size < 2:  # the unbiased estimate needs pairs within each set
+    raise ValueError(f"subset_size must be >= 2, got {subset_size}")
   m = min(subset_size, len(real), len(fake))
   gen = np.random.default_rng(rng)
   vals = np.empty(num_subsets)

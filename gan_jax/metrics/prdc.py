@@ -72,6 +72,13 @@ def prdc(real_feats, fake_feats, *, k_pr: int | None = 3, k_dc: int | None = 5,
   ks = [k for k in (k_pr, k_dc) if k is not None]
   if not ks:
     raise ValueError("nothing to compute: k_pr and k_dc are both None")
+  # k-NN radii exist for 1 <= k < set size; k_pr's are taken in both sets
+  for name, k, sets in (("k_pr", k_pr, (real, fake)), ("k_dc", k_dc, (real,))):
+    n = min(len(x) for x in sets)
+    if k is not None and not 1 <= k < n:
+      raise ValueError(f"{name}={k} must be between 1 and {n - 1}: the k-NN radius needs "
+                       f"k < the number of {' and '.join(('real', 'fake')[:len(sets)])} "
+                       f"features ({', '.join(str(len(x)) for x in sets)})")
   r_rad = dict(zip(ks, _radii(real, ks, batch_size)))
   f_rad = _radii(fake, [k_pr], batch_size)[0] if k_pr is not None else None
   precise = inside = 0
