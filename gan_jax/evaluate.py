@@ -63,6 +63,7 @@ class Evaluator:
     if self.toy:
       self.modes, self.sigma = mixture(config.data.name)
     else:
+      check_sizes(config, len(dataset_images))
       self.extract = get_extractor(e.extractor)
       real = real_images(dataset_images, eval_sizes(config, len(dataset_images))[0],
                          seed=e.seed)
@@ -92,6 +93,23 @@ def eval_sizes(config, num_images: int) -> tuple[int, int]:
   """(real, generated) set sizes of an evaluation on data of `num_images`."""
   e = config.eval
   return min(e.num_real or e.num_samples, num_images), e.num_samples
+
+
+def check_sizes(config, num_images: int) -> None:
+  """ValueError naming the setting when an image evaluation's real or generated
+  set is smaller than the metrics' k-NN needs. config.validate checks this
+  only for runs that evaluate (eval.every > 0); scripts/evaluate.py reads
+  any run's config and data."""
+  from gan_jax.config import MIN_EVAL_SAMPLES as least
+  why = f"use at least {least} (density/coverage needs k=5 neighbours"
+  e = config.eval
+  for name in ("num_samples", "num_real"):
+    if e[name] and e[name] < least:
+      raise ValueError(f"config.eval.{name}={e[name]} is too small for the image metrics; "
+                       f"{why}; scripts/evaluate.py takes --num_samples)")
+  if num_images < least:
+    raise ValueError(f"the data holds {num_images} images, too few real images for the image "
+                     f"metrics; {why}): add images or raise config.data.max_examples")
 
 
 def floor_sizes(config, num_images: int) -> tuple[int, int, int, int]:

@@ -126,6 +126,23 @@ def test_evaluator_scores_samples_clipped_like_the_written_images(digits_eval):
   assert ev(wide, 4) == ev(lambda z: jnp.clip(wide(z), -1, 1), 4)
 
 
+@pytest.mark.parametrize("overrides,n,message", [
+    ({"eval.num_samples": 3}, 100, "config.eval.num_samples=3 is too small for the image "
+                                   "metrics; use at least 6"),
+    ({"eval.num_real": 5}, 100, "config.eval.num_real=5 is too small"),
+    ({}, 5, "the data holds 5 images, too few real images for the image metrics; use at "
+            "least 6 (density/coverage needs k=5 neighbours): add images or raise "
+            "config.data.max_examples"),
+])
+def test_evaluator_refuses_sets_too_small_for_the_metrics_naming_the_setting(overrides, n,
+                                                                             message):
+  # config.validate checks these only when eval.every > 0; scripts/evaluate.py
+  # evaluates any run, and failed after generating with "need 1 <= k < N"
+  c = tiny_config(**overrides)
+  with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+    Evaluator(c, np.zeros((n, 8, 8, 1), np.uint8))
+
+
 def test_evaluate_script_bad_step(run):
   out = _evaluate(run, "--step=12345")
   assert out.returncode != 0
