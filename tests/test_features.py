@@ -55,6 +55,17 @@ def test_inception_score_of_real_digits_is_near_ten(mnist):
   assert 8.5 < is_mean <= 10.0
 
 
+def test_extractor_scales_uint8_images_as_the_data_holds_them():
+  # data.load returns uint8 in [0, 255]; the LeNet takes [-1, 1], and was fed
+  # the bytes unscaled (features ~100x too large, FID of order 1e7)
+  images = np.random.default_rng(0).integers(0, 256, (3, 28, 28, 1), dtype=np.uint8)
+  extract = get_extractor("lenet_mnist")
+  feats, logits = extract(images)
+  want_feats, want_logits = extract(images.astype(np.float32) / 127.5 - 1)
+  np.testing.assert_allclose(feats, want_feats, rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(logits, want_logits, rtol=1e-5, atol=1e-5)
+
+
 def test_unknown_extractor():
   with pytest.raises(ValueError, match="valid: lenet_mnist"):
     get_extractor("inception_v3")
