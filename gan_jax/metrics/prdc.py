@@ -59,8 +59,10 @@ def prdc(real_feats, fake_feats, *, k_pr: int | None = 3, k_dc: int | None = 5,
 
   Set k_pr or k_dc to None to skip that pair. Cost: one N x N, one M x M
   (if k_pr) and one M x N blockwise distance pass. Inputs are converted to
-  `dtype` once (float64 by default; float32 halves memory and time). NaN or
-  inf features raise ValueError.
+  `dtype` once (float64 by default). scipy's cdist computes in float64 whatever
+  `dtype` is, so float32 only rounds the features first: it saves no time, and
+  each block then converts the whole other set back to float64. NaN or inf
+  features raise ValueError.
   """
   real, fake = np.asarray(real_feats, dtype), np.asarray(fake_feats, dtype)
   if real.ndim != 2 or fake.ndim != 2 or real.shape[1] != fake.shape[1]:
