@@ -8,8 +8,9 @@ features and its logits for the Inception Score, as TF-GAN's `mnist_score` /
 `mnist_frechet_distance` do with their MNIST classifier.
 
 An extractor is `fn(images) -> (features, logits)` on NHWC float images in
-[-1, 1] (or uint8 images in [0, 255], scaled to that); `EXTRACTORS[name]()` builds one. Adding an Inception extractor means
-adding an entry here; the metrics do not change.
+[-1, 1] (or uint8 images in [0, 255], scaled to that); `EXTRACTORS[name]()`
+builds one. Adding an Inception extractor means adding an entry here; the
+metrics do not change.
 """
 from __future__ import annotations
 
