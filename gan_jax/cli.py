@@ -32,12 +32,21 @@ def catch_early_interrupts() -> None:
   exception is printed as 'Exception ignored' and dropped, so the run trained
   on; inside a native module's import it can crash the process (SIGSEGV). A
   second Ctrl-C raises at once, as Python's handler does."""
-  def handle(signum, frame):
-    global interrupted_early
-    interrupted_early = True
-    signal.signal(signal.SIGINT, signal.default_int_handler)
   if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not if ignored
-    signal.signal(signal.SIGINT, handle)
+    signal.signal(signal.SIGINT, _defer)
+
+
+def _defer(signum, frame):
+  global interrupted_early
+  interrupted_early = True
+  signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def stop_deferring() -> None:
+  """Python's own handler again, so that a Ctrl-C after training's handlers
+  are given back (a second one, or one after training) raises at once."""
+  if signal.getsignal(signal.SIGINT) is _defer:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def raise_if_interrupted_early() -> None:

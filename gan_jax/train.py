@@ -131,6 +131,7 @@ class _StopFlag:
 
   def __enter__(self):
     if threading.current_thread() is threading.main_thread():
+      cli.stop_deferring()  # what the first signal gives back: a second one aborts
       for s in (signal.SIGTERM, signal.SIGINT):
         self._old[s] = signal.signal(s, self._handle)
     if cli.interrupted_early:  # a Ctrl-C that main deferred (cli.catch_early_interrupts)

@@ -383,3 +383,22 @@ def test_a_deferred_ctrl_c_stops_at_the_training_s_signal_handlers(monkeypatch):
     with train._StopFlag():
       pass
   assert signal.getsignal(signal.SIGINT) is before  # handlers given back
+
+
+def test_after_the_first_signal_in_training_a_second_ctrl_c_raises(monkeypatch):
+  # main's deferring handler must not be what the training gives back: a
+  # second Ctrl-C would then be deferred too, not abort
+  from gan_jax import cli, train
+  monkeypatch.setattr(cli, "interrupted_early", False)
+  monkeypatch.setattr(train, "first_signal", None)  # (restored after the test)
+  before = signal.getsignal(signal.SIGINT)
+  try:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    cli.catch_early_interrupts()
+    assert signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    with train._StopFlag() as stop:
+      stop._handle(signal.SIGINT, None)  # the first signal
+      assert stop.signal == "SIGINT"
+      assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+  finally:
+    signal.signal(signal.SIGINT, before)
