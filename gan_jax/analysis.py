@@ -47,7 +47,7 @@ import numpy as np
 
 from gan_jax import checkpoint, models
 from gan_jax.checkpoint import CheckpointError
-from gan_jax.config import from_dict
+from gan_jax.config import ConfigError, from_dict, validate_generator
 from gan_jax.files import atomic_write
 from gan_jax.neighbors import SPACES, nearest_neighbors
 from gan_jax.plots import plot_curves, plot_grid, plot_neighbors, plot_runs
@@ -225,14 +225,28 @@ def _restore_generator(workdir: str, step: int) -> tuple[Any, Any, bool]:
   return out[EMA_KEY] if uses_ema else out["g_params"], out.get("g_stats", {}), uses_ema
 
 
+def _generator_config(saved, where: str):
+  """A saved config dict -> ConfigDict, checked for what building the
+  generator needs; ConfigError (one line, naming `where`) otherwise."""
+  try:
+    config = from_dict(saved)
+    validate_generator(config)
+  except ConfigError as e:
+    raise ConfigError(f"{where}: {e}") from None
+  except (TypeError, AttributeError) as e:  # a value of the wrong type, or not a dict
+    raise ConfigError(f"{where}: not a usable gan_jax config ({e})") from None
+  return config
+
+
 def _config_at(workdir: str, step: int):
   for path in (os.path.join(checkpoint.checkpoint_dir(workdir), str(step), "config", "metadata"),
                os.path.join(workdir, "config.json")):
     try:
       with open(path) as f:
-        return from_dict(json.load(f))
+        saved = json.load(f)
     except (OSError, ValueError):
       continue
+    return _generator_config(saved, path)
   raise FileNotFoundError(f"no readable config for step {step} in {workdir}")
 
 
@@ -276,7 +290,7 @@ def load_export(path: str) -> "Run":
   if missing:
     raise ValueError(f"{card_path}: missing {', '.join(map(repr, missing))}")
   variables = serialization.msgpack_restore(blob)
-  config = from_dict(card["config"])
+  config = _generator_config(card["config"], card_path)
   G = models.build(config)[0]
   params, stats = variables["params"], variables.get("batch_stats", {})
   _check_shapes(G, config, params, stats, f"export {path}")

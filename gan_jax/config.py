@@ -160,6 +160,20 @@ def validate(config, num_devices: int = 1, data_files: bool = True) -> None:
       raise ConfigError(f"config.data.path={path!r} is an empty folder")
 
 
+def validate_generator(config) -> None:
+  """The settings that building a saved run's generator reads, for the tools
+  that load a run without training it (gan_jax.analysis, scripts/sample.py,
+  scripts/export.py): a run saved by another version of gan_jax, or a config
+  edited by hand, fails here with one line naming the setting, not a KeyError
+  from a registry."""
+  _choice("model.name", config.model.name, models.MODELS)
+  _choice("train.compute_dtype", config.train.compute_dtype, models.DTYPES)
+  _choice("model.upsample", config.model.upsample, UPSAMPLE_METHODS)
+  _choice("model.patch_dots", config.model.get("patch_dots", "auto"), PATCH_DOTS)
+  _choice("model.batchnorm", config.model.get("batchnorm", "auto"), BATCHNORM)
+  _choice("model.g_output", config.model.g_output, ("tanh", "linear"))
+
+
 def _online(host: str = "storage.googleapis.com", timeout: float = 3.0) -> bool:
   """Whether `host` accepts a connection, known within 2 x timeout seconds. The
   socket timeout does not bound the DNS lookup before it, which can hang for

@@ -3,6 +3,7 @@ on 4): loading by step, sampling, latents, interpolation, nearest neighbours,
 export round trip and plots."""
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -283,3 +284,32 @@ def test_an_export_card_without_its_step_is_a_clear_error(run, tmp_path):
   (tmp_path / "g" / "model_card.json").write_text(json.dumps(card))
   with pytest.raises(ValueError, match="model_card.json: missing 'step'"):
     analysis.load_run(tmp_path / "g")
+
+
+def _edit_saved_configs(workdir, edit):
+  """Applies `edit(dict)` to config.json and every checkpoint's saved config."""
+  for path in [workdir / "config.json", *workdir.glob("checkpoints/*/config/metadata")]:
+    saved = json.loads(path.read_text())
+    edit(saved)
+    path.write_text(json.dumps(saved))
+
+
+@pytest.mark.parametrize("section, key, value, message", [
+    ("model", "name", "resnet", "config.model.name='resnet' is unknown; valid: dcgan, mlp"),
+    ("train", "compute_dtype", "float16",
+     "config.train.compute_dtype='float16' is unknown; valid: bfloat16, float32"),
+    ("model", "z_dim", "abc", "Could not override field 'z_dim'"),
+])
+def test_a_saved_config_that_cannot_build_the_generator_is_a_config_error(
+    workdir, tmp_path, section, key, value, message):
+  """A run saved by another version (a model this one lacks) or a hand-edited
+  config: one ConfigError naming the file and the setting, not a KeyError."""
+  from gan_jax import analysis
+  from gan_jax.config import ConfigError
+  copy = tmp_path / "run"
+  shutil.copytree(workdir, copy, ignore=shutil.ignore_patterns("tensorboard", "samples"))
+  _edit_saved_configs(copy, lambda c: c[section].__setitem__(key, value))
+  with pytest.raises(ConfigError, match=re.escape(message)) as e:
+    analysis.load_run(copy, 4)
+  assert str(e.value).startswith(str(copy / "checkpoints" / "4" / "config" / "metadata"))
+  assert "\n" not in str(e.value)
