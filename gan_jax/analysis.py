@@ -23,7 +23,8 @@ metrics.jsonl at checkpoint steps), else 'latest'. An explicit 'best' without
 evaluation results raises CheckpointError saying so.
 
 Latents: sample i of a seed is drawn from fold_in(PRNGKey(seed), i), so it does
-not depend on n or the batch size. Truncation (Brock et al. 2019, "Large Scale
+not depend on n or the batch size. A seed is an integer in [0, 2**32): PRNGKey
+keeps 32 bits, so others would wrap onto one of those (ValueError instead). Truncation (Brock et al. 2019, "Large Scale
 GAN Training for High Fidelity Natural Image Synthesis") resamples every
 component with |z| > truncation; `jax.random.truncated_normal` draws from
 exactly that distribution, without a data-dependent loop.
@@ -103,7 +104,11 @@ def _latents(key, start, n: int, z_dim: int, truncation):
 
 def latents(n: int, z_dim: int, seed: int = 0, truncation: float | None = None,
             start: int = 0) -> np.ndarray:
-  """Latents start..start+n-1 of `seed`, (n, z_dim) float32."""
+  """Latents start..start+n-1 of `seed` (an integer in [0, 2**32)), (n, z_dim)
+  float32."""
+  if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
+    # PRNGKey keeps 32 bits without jax_enable_x64: 2**32 + 5 would replay seed 5
+    raise ValueError(f"seed={seed!r} must be an integer in [0, 2**32)")
   if truncation is not None and not truncation > 0:
     raise ValueError(f"truncation={truncation!r} must be a positive number (or None)")
   t = None if truncation is None else float(truncation)

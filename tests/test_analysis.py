@@ -313,3 +313,16 @@ def test_a_saved_config_that_cannot_build_the_generator_is_a_config_error(
     analysis.load_run(copy, 4)
   assert str(e.value).startswith(str(copy / "checkpoints" / "4" / "config" / "metadata"))
   assert "\n" not in str(e.value)
+
+
+def test_a_seed_outside_32_bits_is_refused_not_wrapped_onto_another(run):
+  """PRNGKey keeps 32 bits: seed 2**32 drew seed 0's latents and -1 those of
+  2**32 - 1, so two different seeds gave the same samples."""
+  from gan_jax.analysis import latents
+  assert not np.array_equal(latents(2, 4, seed=0), latents(2, 4, seed=2**32 - 1))
+  np.testing.assert_array_equal(latents(2, 4, seed=np.int64(7)), latents(2, 4, seed=7))
+  for seed in (2**32, -1, 2**32 + 5):
+    with pytest.raises(ValueError, match=re.escape(f"seed={seed} must be an integer in [0, 2**32)")):
+      run.sample(2, seed=seed)
+  with pytest.raises(ValueError, match="must be an integer"):
+    latents(2, 4, seed=1.5)
