@@ -1,6 +1,7 @@
 """Command-line plumbing shared by `gan_jax.main` and the scripts: absl flag
 parsing in which every failure (an unknown flag, a missing or broken config
-file, an override of a setting the config lacks) is one line on stderr."""
+file, an override of a setting the config lacks) is one line on stderr, and
+the filter that keeps a failed checkpoint save or restore to its one line."""
 from __future__ import annotations
 
 import ast
@@ -9,7 +10,7 @@ import re
 import signal
 import sys
 
-from absl import flags
+from absl import flags, logging
 
 FLAGS = flags.FLAGS
 
@@ -100,3 +101,37 @@ def parse_flags(argv: list[str]) -> list[str]:
     if "--verbose" in argv and "verbose" in FLAGS:  # (a script may have no --verbose)
       raise
     fail(flag_error(argv, e), code=2)
+
+
+def quiet_background_errors() -> None:
+  """Keeps a failed checkpoint save or restore to its one-line error. A save
+  that fails (a full disk) reaches the training loop as checkpoint.SaveError,
+  and a restore that fails (a truncated or corrupt checkpoint: analysis,
+  scripts/sample.py, scripts/export.py) as CheckpointError; each is one line.
+  Meanwhile each Orbax thread and asyncio loop that the save or restore ran in
+  reports it too, with a traceback: Orbax and asyncio log it (asyncio: 'exception
+  was never retrieved'), and TensorStore reads and writes that finish after
+  Orbax closed their event loop raise 'Event loop is closed' as unraisable
+  exceptions. Those reports, from Orbax's and asyncio's code (no other code
+  here uses asyncio), are dropped, and so is the RuntimeWarning "coroutine ...
+  was never awaited" for a write that Orbax's closed loop never ran; other
+  warnings and everything else are kept."""
+  import logging as py_logging
+  import traceback
+  import warnings
+  warnings.filterwarnings("ignore", message=r"coroutine .* was never awaited",
+                          category=RuntimeWarning)
+  libraries = (f"{os.sep}orbax{os.sep}", f"{os.sep}asyncio{os.sep}")
+
+  def keep(record):
+    return record.levelno < py_logging.ERROR or not any(
+        d in record.pathname for d in libraries)
+  logging.get_absl_logger().addFilter(keep)
+  py_logging.getLogger("asyncio").addFilter(keep)
+  default_hook = sys.unraisablehook
+
+  def unraisable(u):
+    files = [f.filename for f in traceback.extract_tb(u.exc_traceback)]
+    if not any(d in f for f in files for d in libraries):
+      default_hook(u)
+  sys.unraisablehook = unraisable

@@ -16,7 +16,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from gan_jax import cli
-from gan_jax.cli import fail, parse_flags
+from gan_jax.cli import fail, parse_flags, quiet_background_errors
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Experiment config file (experiments/*.py).",
@@ -35,7 +35,7 @@ def main(argv):
   from gan_jax.data import DataError
   logging.set_verbosity(logging.WARNING)
   if not FLAGS.verbose:
-    _quiet_background_save_errors()
+    quiet_background_errors()
   try:
     cli.raise_if_interrupted_early()
     train.train_and_evaluate(FLAGS.config, FLAGS.workdir, force_resume=FLAGS.force_resume)
@@ -51,40 +51,6 @@ def main(argv):
       _interrupted_before_training()
     # a second Ctrl-C while the first one was being handled
     fail("interrupted twice: stopped without saving; the newest checkpoint is intact", 130)
-
-
-def _quiet_background_save_errors():
-  """A checkpoint save that fails (a full disk) reaches the training loop as
-  checkpoint.SaveError, whose one line is what is shown. Meanwhile each Orbax
-  thread and asyncio loop that the save ran in reports it too, with a
-  traceback: Orbax and asyncio log it (asyncio: 'exception was never
-  retrieved'), and TensorStore writes that finish after Orbax closed their
-  event loop raise 'Event loop is closed' as unraisable exceptions. Those
-  reports, from Orbax's and asyncio's code (no other code here uses asyncio),
-  are dropped, and so is the RuntimeWarning "coroutine ... was never awaited"
-  for a write that Orbax's closed loop never ran; other warnings and
-  everything else are kept."""
-  import logging as py_logging
-  import os
-  import sys
-  import traceback
-  import warnings
-  warnings.filterwarnings("ignore", message=r"coroutine .* was never awaited",
-                          category=RuntimeWarning)
-  libraries = (f"{os.sep}orbax{os.sep}", f"{os.sep}asyncio{os.sep}")
-
-  def keep(record):
-    return record.levelno < py_logging.ERROR or not any(
-        d in record.pathname for d in libraries)
-  logging.get_absl_logger().addFilter(keep)
-  py_logging.getLogger("asyncio").addFilter(keep)
-  default_hook = sys.unraisablehook
-
-  def unraisable(u):
-    files = [f.filename for f in traceback.extract_tb(u.exc_traceback)]
-    if not any(d in f for f in files for d in libraries):
-      default_hook(u)
-  sys.unraisablehook = unraisable
 
 
 def _interrupted_before_training():

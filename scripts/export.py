@@ -67,6 +67,8 @@ def main(argv=None) -> int:
       p.error(f"--out={args.out!r} is not empty; pass --overwrite to replace the export there")
   from gan_jax import analysis
   from gan_jax.checkpoint import CheckpointError
+  from gan_jax.cli import quiet_background_errors
+  quiet_background_errors()  # a corrupt checkpoint: its one line, not Orbax's tracebacks
   if os.path.isfile(os.path.join(args.workdir, analysis.CARD_FILE)):
     p.error(f"--workdir={args.workdir!r} is already an export")
   try:

@@ -127,6 +127,8 @@ def main(argv=None) -> int:
   args = parse(sys.argv[1:] if argv is None else argv)
   from gan_jax import analysis
   from gan_jax.checkpoint import CheckpointError
+  from gan_jax.cli import quiet_background_errors
+  quiet_background_errors()  # a corrupt checkpoint: its one line, not Orbax's tracebacks
   try:
     run = analysis.load_run(args.workdir, args.step)
     toy = run.config.data.source == "toy"
