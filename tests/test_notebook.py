@@ -49,7 +49,10 @@ def test_notebook_runs_and_saves_its_figures(tmp_path_factory, tmp_path, monkeyp
   assert not [o for o in outputs if o.output_type == "error"]
   shown = [o for o in outputs if "image/png" in o.get("data", {})]
   assert len(shown) == len(FIGURES)
-  assert "(checkpoint): step " in "".join(o.get("text", "") for o in outputs)
+  text = "".join(o.get("text", "") for o in outputs)
+  assert "(checkpoint): step " in text
+  # the digits source ignores data.name (default 'mnist'): the header named it 'digits:mnist'
+  assert "dcgan on digits 8x8x1" in text, text
   for name in FIGURES:
     path = figdir / f"{name}.png"
     assert path.exists(), sorted(os.listdir(figdir))
