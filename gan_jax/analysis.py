@@ -24,10 +24,11 @@ evaluation results raises CheckpointError saying so.
 
 Latents: sample i of a seed is drawn from fold_in(PRNGKey(seed), i), so it does
 not depend on n or the batch size. A seed is an integer in [0, 2**32): PRNGKey
-keeps 32 bits, so others would wrap onto one of those (ValueError instead). Truncation (Brock et al. 2019, "Large Scale
-GAN Training for High Fidelity Natural Image Synthesis") resamples every
-component with |z| > truncation; `jax.random.truncated_normal` draws from
-exactly that distribution, without a data-dependent loop.
+keeps 32 bits, so others would wrap onto one of those (ValueError instead).
+Truncation (Brock et al. 2019, "Large Scale GAN Training for High Fidelity
+Natural Image Synthesis") resamples every component with |z| > truncation;
+`jax.random.truncated_normal` draws from exactly that distribution, without a
+data-dependent loop.
 
 Importing this module has no side effects; matplotlib, pandas and the data
 loaders are imported when first needed, and TensorFlow only for TFDS data.

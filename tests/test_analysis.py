@@ -322,7 +322,8 @@ def test_a_seed_outside_32_bits_is_refused_not_wrapped_onto_another(run):
   assert not np.array_equal(latents(2, 4, seed=0), latents(2, 4, seed=2**32 - 1))
   np.testing.assert_array_equal(latents(2, 4, seed=np.int64(7)), latents(2, 4, seed=7))
   for seed in (2**32, -1, 2**32 + 5):
-    with pytest.raises(ValueError, match=re.escape(f"seed={seed} must be an integer in [0, 2**32)")):
+    message = f"seed={seed} must be an integer in [0, 2**32)"
+    with pytest.raises(ValueError, match=re.escape(message)):
       run.sample(2, seed=seed)
   with pytest.raises(ValueError, match="must be an integer"):
     latents(2, 4, seed=1.5)
