@@ -373,3 +373,21 @@ def test_auto_patch_dots_per_backend(backend, on):
   from gan_jax.models.layers import resolve_patch_dots
   assert resolve_patch_dots("auto", backend) is on
   assert resolve_patch_dots("off", "cpu") is False and resolve_patch_dots("on", "gpu") is True
+
+
+@pytest.mark.parametrize("patch_dots", [False, True])
+def test_params_are_float32_with_x64_enabled(patch_dots):
+  """Every parameter and statistic is float32 even under jax_enable_x64 (as
+  nn.Conv's and nn.Dense's param_dtype), so the parameter tree, its dtypes
+  included, is the same under either model.patch_dots."""
+  z = jnp.ones((2, 4), jnp.float32)
+  x = jnp.ones((2, 8, 8, 3), jnp.float32)
+  with jax.enable_x64(True):
+    G = DCGANGenerator(8, 3, base_features=4, patch_dots=patch_dots, axis_name=None)
+    D = DCGANDiscriminator(8, base_features=4, patch_dots=patch_dots, axis_name=None)
+    variables = (jax.eval_shape(G.init, jax.random.PRNGKey(0), z),
+                 jax.eval_shape(D.init, jax.random.PRNGKey(1), x))
+  dtypes = {jax.tree_util.keystr(p): a.dtype for p, a in
+            jax.tree_util.tree_leaves_with_path(variables)}
+  assert {"[0]['params']['Upsample2x_0']['bias']", "[1]['params']['Conv_0']['bias']"} <= set(dtypes)
+  assert all(d == jnp.float32 for d in dtypes.values()), dtypes

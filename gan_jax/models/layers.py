@@ -390,7 +390,8 @@ class Upsample2x(nn.Module):
     w = self.param("kernel", DCGAN_INIT, (4, 4, x.shape[-1], self.features), jnp.float32)
     y = upsample2x(x.astype(self.dtype), w.astype(self.dtype), self.method)
     if self.use_bias:
-      y = y + self.param("bias", nn.initializers.zeros, (self.features,)).astype(self.dtype)
+      y = y + self.param("bias", nn.initializers.zeros, (self.features,),
+                         jnp.float32).astype(self.dtype)
     return y
 
 
@@ -409,5 +410,6 @@ class Conv4x4s2(nn.Module):
     w = self.param("kernel", DCGAN_INIT, (4, 4, x.shape[-1], self.features), jnp.float32)
     y = conv_s2_patch_dots(x.astype(self.dtype), w.astype(self.dtype), self.patch_forward)
     if self.use_bias:
-      y = y + self.param("bias", nn.initializers.zeros, (self.features,)).astype(self.dtype)
+      y = y + self.param("bias", nn.initializers.zeros, (self.features,),
+                         jnp.float32).astype(self.dtype)
     return y
