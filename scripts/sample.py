@@ -9,7 +9,9 @@ best when the run was evaluated, else latest. --format: png (out/000000.png,
 000001.png, ...) or npz (key 'images': uint8 N x H x W x C); by default npz
 when --out ends in .npz. Runs on the 2-D toy data write npz only, with key
 'points' (float32 N x 2), unclipped. --overwrite into a PNG folder first
-removes the numbered PNGs an earlier call wrote there. Sample i comes from
+removes the numbered PNGs an earlier call wrote there (it leaves a hidden
+.gan_jax_samples.json beside them); it refuses a folder whose numbered PNGs
+this script did not write, rather than replace them. Sample i comes from
 fold_in(PRNGKey(seed), i), so the files are byte-identical for the same
 checkpoint, seed and batch size. Images are generated and written batch by
 batch; the .npz is streamed into its zip entry, so memory does not grow with
@@ -21,6 +23,7 @@ Bad input prints one line and exits non-zero.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import sys
@@ -33,6 +36,10 @@ import numpy as np  # noqa: E402
 from gan_jax.files import atomic_write  # noqa: E402
 
 FORMATS = ("png", "npz")
+# Written into a PNG folder before its samples: numbered PNGs are ours to replace
+# only where it is (hidden: the folder data source does not read it).
+MARKER = ".gan_jax_samples.json"
+NUMBERED = re.compile(r"\d+\.png(\.tmp)?")  # (.tmp: a write a killed run left)
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)   # fixed, so the same samples give the same bytes
 
 
@@ -79,8 +86,12 @@ def _check_out(p, args) -> None:
   else:
     if os.path.exists(out) and not os.path.isdir(out):
       p.error(f"--out={out!r} is a file; --format=png writes a folder of PNGs")
-    if os.path.isdir(out) and os.listdir(out) and not args.overwrite:
+    names = os.listdir(out) if os.path.isdir(out) else []
+    if names and not args.overwrite:
       p.error(f"--out={out!r} is not empty; pass --overwrite to write into it")
+    if MARKER not in names and any(NUMBERED.fullmatch(n) for n in names):
+      p.error(f"--out={out!r} holds numbered PNGs that scripts/sample.py did not write "
+              f"(it finds no {MARKER}); --overwrite replaces only its own: use another folder")
     parent = os.path.dirname(os.path.abspath(out))
   if not os.path.isdir(parent):
     p.error(f"--out={out!r}: folder {parent!r} does not exist")
@@ -90,11 +101,13 @@ def to_uint8(images: np.ndarray) -> np.ndarray:
   return np.clip(np.round((images + 1.0) * 127.5), 0, 255).astype(np.uint8)
 
 
-def write_pngs(batches, out: str, num: int) -> None:
+def write_pngs(batches, out: str, num: int, about: dict) -> None:
   from gan_jax.writers import save_png
   os.makedirs(out, exist_ok=True)
+  with atomic_write(os.path.join(out, MARKER)) as f:  # before any sample: see MARKER
+    json.dump({**about, "num": num}, f, sort_keys=True)
   for name in os.listdir(out):  # an earlier, larger --num must not leave extra samples
-    if re.fullmatch(r"\d+\.png(\.tmp)?", name):  # (.tmp: a write a killed run left)
+    if NUMBERED.fullmatch(name):
       os.remove(os.path.join(out, name))
   width, i = max(6, len(str(num - 1))), 0
   for batch in batches:
@@ -143,7 +156,8 @@ def main(argv=None) -> int:
     return 1
   batches = _chain(first, batches)
   if args.format == "png":
-    write_pngs(batches, args.out, args.num)
+    write_pngs(batches, args.out, args.num, {"workdir": os.path.abspath(args.workdir),
+                                             "step": run.step, "seed": args.seed})
   elif toy:
     write_npz(batches, args.out, args.num, (int(np.prod(first.shape[1:])),), key="points",
               convert=to_points, dtype=np.float32)

@@ -52,7 +52,7 @@ def test_sample_is_byte_identical_across_runs(outputs):
   d, results = outputs
   assert "at step 4" in results["png1"].stdout
   names = sorted(p.name for p in (d / "png1").iterdir())
-  assert names == [f"{i:06d}.png" for i in range(11)]
+  assert names == [".gan_jax_samples.json"] + [f"{i:06d}.png" for i in range(11)]
   for n in names:
     assert (d / "png1" / n).read_bytes() == (d / "png2" / n).read_bytes()
   assert (d / "s1.npz").read_bytes() == (d / "s2.npz").read_bytes()
@@ -151,7 +151,24 @@ def test_sample_overwrite_leaves_no_stale_pngs(workdir, tmp_path):
   assert sample.main([f"--workdir={workdir}", "--num=2", f"--out={tmp_path}/pngs",
                       "--overwrite"]) == 0
   assert sorted(p.name for p in (tmp_path / "pngs").iterdir()) == [
-      "000000.png", "000001.png", "notes.txt"]
+      ".gan_jax_samples.json", "000000.png", "000001.png", "notes.txt"]
+  about = json.loads((tmp_path / "pngs" / ".gan_jax_samples.json").read_text())
+  assert about["num"] == 2 and about["seed"] == 0 and about["step"] >= 4
+
+
+def test_sample_overwrite_refuses_numbered_pngs_it_did_not_write(workdir, tmp_path):
+  # --overwrite used to delete every <digits>.png in --out: a folder of numbered
+  # dataset images would have lost them
+  theirs = tmp_path / "theirs"
+  theirs.mkdir()
+  (theirs / "0001.png").write_bytes(b"a user's image")
+  out = script(SAMPLE, f"--workdir={workdir}", "--num=2", f"--out={theirs}", "--overwrite")
+  assert out.returncode == 2 and out.stderr == (
+      f"error: --out={str(theirs)!r} holds numbered PNGs that scripts/sample.py did not write "
+      "(it finds no .gan_jax_samples.json); --overwrite replaces only its own: use another "
+      "folder\n"), out.stderr
+  assert [p.name for p in theirs.iterdir()] == ["0001.png"]
+  assert (theirs / "0001.png").read_bytes() == b"a user's image"
 
 
 @pytest.mark.parametrize("setup, message", [
