@@ -86,10 +86,12 @@ def validate(config, num_devices: int = 1, data_files: bool = True) -> None:
             "train.sample_every", "checkpoint.every", "checkpoint.keep")
   for name in ("model.g_hidden", "model.d_hidden"):
     sizes = config.model[name.split(".")[1]]
-    if not sizes or any(not isinstance(h, int) or h <= 0 for h in sizes):
+    # a boolean is an int to Python: (True, 8) built a 1-unit layer silently
+    if not sizes or any(isinstance(h, bool) or not isinstance(h, int) or h <= 0 for h in sizes):
       raise ConfigError(f"config.{name}={sizes!r} must be a non-empty list of positive ints")
   for b in ("b1", "b2"):
-    if not 0 <= config.train[b] < 1:
+    value = config.train[b]
+    if not isinstance(value, (int, float)) or not 0 <= value < 1:  # None: not a TypeError
       raise ConfigError(f"config.train.{b}={config.train[b]!r} must be in [0, 1)")
   _choice("model.g_output", config.model.g_output, ("tanh", "linear"))
   _choice("train.lr_decay", config.train.lr_decay, ("none", "linear"))
@@ -114,7 +116,8 @@ def validate(config, num_devices: int = 1, data_files: bool = True) -> None:
   if config.model.d_pack > 1 and (config.model.name != "mlp" or local % config.model.d_pack):
     raise ConfigError(f"config.model.d_pack={config.model.d_pack} needs model.name='mlp' and "
                       f"a per-device batch ({local}) divisible by it")
-  if config.eval.every < 0 or config.eval.every % config.train.steps_per_call:
+  every = config.eval.every
+  if not isinstance(every, int) or every < 0 or every % config.train.steps_per_call:
     raise ConfigError(f"config.eval.every={config.eval.every} must be 0 (off) or a positive "
                       f"multiple of config.train.steps_per_call={config.train.steps_per_call}")
   if config.eval.every:

@@ -151,7 +151,14 @@ IN_PROCESS = {
                             ["config.model.g_hidden=() must be a non-empty list of positive ints"]),
     "zero-width hidden layer": ({"model.d_hidden": (32, 0)},
                                 ["config.model.d_hidden=(32, 0) must be a non-empty list"]),
+    # a boolean is an int to Python: (True, 32) trained a 1-unit hidden layer
+    "boolean hidden layer": ({"model.name": "mlp", "model.g_hidden": (True, 32)},
+                             ["config.model.g_hidden=(True, 32) must be a non-empty list"]),
     "adam b1 of 1": ({"train.b1": 1.0}, ["config.train.b1=1.0 must be in [0, 1)"]),
+    # None (a config file's) was a TypeError traceback from the comparison
+    "adam b2 of None": ({"train.b2": None}, ["config.train.b2=None must be in [0, 1)"]),
+    "eval interval of None": ({"eval.every": None},
+                              ["config.eval.every=None must be 0 (off) or a positive multiple"]),
     "negative adam b2": ({"train.b2": -0.1}, ["config.train.b2=-0.1 must be in [0, 1)"]),
     "zero d_pack": ({"model.d_pack": 0}, ["config.model.d_pack=0 must be a positive number"]),
     "d_pack on dcgan": ({"model.d_pack": 2},
