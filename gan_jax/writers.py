@@ -161,8 +161,10 @@ def truncate_jsonl(path: str, last_step: int) -> None:
 class Progress:
   """A periodic one-line progress report: step, losses, steps/s, ETA."""
 
-  def __init__(self, total: int, stream=sys.stdout):
-    self.total, self.stream, self.t0 = total, stream, time.time()
+  def __init__(self, total: int, stream=None):
+    # sys.stdout as it is now, not at import: the run's other lines follow a
+    # redirect_stdout (a notebook's, a test's capture), and so must these
+    self.total, self.stream, self.t0 = total, stream or sys.stdout, time.time()
 
   def line(self, step: int, m: dict, steps_per_sec: float) -> None:
     if math.isfinite(steps_per_sec) and steps_per_sec > 0:

@@ -107,3 +107,16 @@ def test_a_failed_event_file_write_is_an_os_error_at_the_next_call_not_a_hang(
   assert str(errors[0]) == (f"[Errno 28] writing TensorBoard events in {tmp_path}/tensorboard "
                             "failed: No space left on device")
   assert "Traceback" not in capfd.readouterr().err
+
+
+def test_the_progress_line_goes_to_sys_stdout_as_it_is_when_the_run_starts():
+  # the default stream was bound when gan_jax.writers was imported, so a
+  # redirect_stdout around training caught every line but these
+  import contextlib
+  import io
+  from gan_jax.writers import Progress
+  out = io.StringIO()
+  with contextlib.redirect_stdout(out):
+    Progress(10).line(4, {"d_loss": 1.0, "g_loss": 2.0, "d_real": 0.5, "d_fake": 0.25}, 2.0)
+  assert out.getvalue() == ("step 4/10 | d_loss 1.0000 g_loss 2.0000 | D(x) 0.500 D(G(z)) 0.250 "
+                            "| 2.00 steps/s | ETA 0m03s\n")
