@@ -324,7 +324,7 @@ def _loop(config, workdir, state, start, have_ckpt, dataset, mesh, models_and_op
         last.update(steps_per_sec=sps, images_per_sec=sps * t.batch_size)
         writer.scalars(s, last)
       guard(step)
-      progress.line(step, last, sps)
+      progress.line(log_steps[-1], last, sps)  # the step `last` is from
       t_mark = time.time()  # logging (and the finite check) is not training time
     sample_due = step % t.sample_every == 0 or step == total
     eval_due = evaluator is not None and (step % config.eval.every == 0 or step == total)

@@ -109,6 +109,30 @@ def test_a_failed_event_file_write_is_an_os_error_at_the_next_call_not_a_hang(
   assert "Traceback" not in capfd.readouterr().err
 
 
+def test_each_progress_line_names_the_step_its_losses_are_from(tmp_path, capsys, monkeypatch):
+  # With log_every=3 and steps_per_call=2 the call ending at step 4 logs step
+  # 3: its line said "step 4/6" beside step 3's losses. A stand-in for the
+  # jitted steps reports each step's number as its losses (nothing compiles).
+  import re
+  import numpy as np
+  from gan_jax import steps, train
+  from conftest import tiny_config
+
+  def numbered_steps(*args, **kwargs):
+    def call(state, images, k):
+      s = np.arange(int(state.step[()]) + 1, int(state.step[()]) + k + 1, dtype=np.float32)
+      return state.replace(step=state.step + k), {"d_loss": s, "g_loss": s, "d_real": s / 10,
+                                                  "d_fake": s / 10}
+    return call
+  monkeypatch.setattr(steps, "make_train_fn", numbered_steps)
+  config = tiny_config(**{"model.name": "mlp", "train.num_steps": 6, "train.steps_per_call": 2,
+                          "train.log_every": 3, "train.sample_every": 6, "checkpoint.every": 6})
+  train.train_and_evaluate(config, str(tmp_path / "run"))
+  rows = [json.loads(l) for l in (tmp_path / "run" / "metrics.jsonl").open()]
+  assert [(r["step"], r["d_loss"]) for r in rows] == [(3, 3.0), (6, 6.0)]
+  lines = re.findall(r"^step (\d+)/6 \| d_loss (\S+) g_loss ", capsys.readouterr().out, re.M)
+  assert lines == [("3", "3.0000"), ("6", "6.0000")]
+
 def test_the_progress_line_goes_to_sys_stdout_as_it_is_when_the_run_starts():
   # the default stream was bound when gan_jax.writers was imported, so a
   # redirect_stdout around training caught every line but these
