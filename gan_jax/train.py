@@ -280,6 +280,7 @@ def _loop(config, workdir, state, start, have_ckpt, dataset, mesh, models_and_op
   def save(step, metrics=None):
     nonlocal saved
     guard(step)
+    writer.sync()  # its rows up to `step`, which a resumed run keeps
     checkpoint.save(manager, step, state, cfg_dict, metrics)
     saved = step
 

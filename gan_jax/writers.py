@@ -127,6 +127,13 @@ class Writer:
     self.tb.add_image("samples", grid, int(step), dataformats="HWC")
     return path
 
+  def sync(self) -> None:
+    """Puts metrics.jsonl on the disk. Called before each checkpoint is saved:
+    a resumed run keeps the rows up to its checkpoint's step, so after a crash
+    or power loss they must be there whenever the checkpoint is."""
+    self.jsonl.flush()
+    os.fsync(self.jsonl.fileno())
+
   def flush(self) -> None:
     self.jsonl.flush()
     self.tb.flush()

@@ -144,3 +144,40 @@ def test_the_progress_line_goes_to_sys_stdout_as_it_is_when_the_run_starts():
     Progress(10).line(4, {"d_loss": 1.0, "g_loss": 2.0, "d_real": 0.5, "d_fake": 0.25}, 2.0)
   assert out.getvalue() == ("step 4/10 | d_loss 1.0000 g_loss 2.0000 | D(x) 0.500 D(G(z)) 0.250 "
                             "| 2.00 steps/s | ETA 0m03s\n")
+
+
+def test_metrics_jsonl_is_on_disk_before_each_checkpoint_is_saved(tmp_path, monkeypatch):
+  # A checkpoint reaches the disk (TensorStore syncs its files) while the
+  # metrics.jsonl rows before it could sit in the page cache: after a power loss
+  # the run resumed from the checkpoint with those rows missing for good.
+  import os
+  import numpy as np
+  from gan_jax import checkpoint, steps, train
+
+  from conftest import tiny_config
+  synced, order = [], []
+  real_fsync, real_save = os.fsync, checkpoint.save
+
+  def fsync(fd):
+    synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+    real_fsync(fd)
+
+  def save(manager, step, *args, **kwargs):
+    path = str(tmp_path / "run" / "metrics.jsonl")
+    order.append((step, synced.count(path), len(open(path).readlines())))
+    return real_save(manager, step, *args, **kwargs)
+
+  def stand_in(*args, **kwargs):
+    def call(state, images, k):
+      return state.replace(step=state.step + k), {n: np.ones(k, np.float32) / 2 for n in
+                                                  ("d_loss", "g_loss", "d_real", "d_fake")}
+    return call
+  monkeypatch.setattr(steps, "make_train_fn", stand_in)
+  monkeypatch.setattr(os, "fsync", fsync)
+  monkeypatch.setattr(checkpoint, "save", save)
+  config = tiny_config(**{"model.name": "mlp", "train.num_steps": 4, "train.log_every": 1,
+                          "checkpoint.every": 2})
+  train.train_and_evaluate(config, str(tmp_path / "run"))
+  # at each save: its rows written (steps 1-2, then 1-4) and synced since the last save
+  assert [(s, rows) for s, _, rows in order] == [(2, 2), (4, 4)]
+  assert [n for _, n, _ in order] == [1, 2]
