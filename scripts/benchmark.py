@@ -78,7 +78,8 @@ flags.DEFINE_string("profile", None,
                     "more JAX steps with jax.profiler into this folder (a Perfetto trace, "
                     "perfetto_trace.json.gz, that scripts/trace_summary.py tabulates).")
 flags.DEFINE_integer("profile_steps", 20, "Steps to trace with --profile.")
-flags.DEFINE_integer("torch_threads", 0, "torch.set_num_threads(N); 0: one per usable CPU.")
+flags.DEFINE_integer("torch_threads", 0, "torch.set_num_threads(N), N >= 1; 0: one per usable "
+                     "CPU.")
 
 
 def _usable_cpus() -> int:
@@ -279,8 +280,8 @@ def benchmark(config) -> dict:
     raise ConfigError(f"--torch_compile={FLAGS.torch_compile} needs --compare=torch")
   elif FLAGS.torch_channels_last:
     raise ConfigError("--torch_channels_last needs --compare=torch")
-  for name, low in (("steps", 1), ("rounds", 1), ("warmup", 0), ("synthetic_examples", 1)) + (
-      (("profile_steps", 1),) if FLAGS.profile else ()):
+  for name, low in (("steps", 1), ("rounds", 1), ("warmup", 0), ("synthetic_examples", 1),
+                    ("torch_threads", 0)) + ((("profile_steps", 1),) if FLAGS.profile else ()):
     if FLAGS[name].value < low:
       raise ConfigError(f"--{name}={FLAGS[name].value} must be >= {low}")
   backend, devices = jax.default_backend(), jax.local_devices()

@@ -114,6 +114,11 @@ def test_benchmark_rejects_what_torch_cannot_mirror():
   assert not os.path.exists(unused)  # rejected before anything was written
   proc = _run(*TINY, "--rounds=0", timeout=60)
   assert proc.returncode == 1 and "--rounds=0 must be >= 1" in proc.stderr
+  # torch.set_num_threads(-1) raised a RuntimeError, after JAX had compiled
+  proc = _run(*TINY, "--compare=torch", "--torch_threads=-1", timeout=60)
+  assert proc.returncode == 1 and "Traceback" not in proc.stderr
+  assert proc.stderr.strip().splitlines()[-1] == "error: --torch_threads=-1 must be >= 0"
+  assert "jax: compiled" not in proc.stdout
 
 
 def test_benchmark_refuses_bad_input_in_one_line_before_compiling(tmp_path):
