@@ -392,9 +392,10 @@ def benchmark(config) -> dict:
       "versions": _versions(),
       "profile_trace": None,
   }
-  for name in sides:
+  for name in sides:  # JAX runs whole calls: its blocks can hold more than --steps
+    block = result["jax_steps_per_block"] if name == "jax" else FLAGS.steps
     print(f"{name}: median {med[name]:.2f} steps/s = {med[name] * batch:.0f} images/s "
-          f"over {FLAGS.rounds} blocks of {FLAGS.steps} steps", flush=True)
+          f"over {FLAGS.rounds} blocks of {block} steps", flush=True)
   if torch_sps is not None:
     print(f"ratio jax/torch: {result['ratio']:.2f}", flush=True)
   print("process CPU time per step: " + ", ".join(

@@ -341,7 +341,12 @@ def test_gpu_bench_script_runs_the_named_runs_and_tabulates(tmp_path):
   assert [line.split()[0] for line in table[-6:]] == ["b64_k10_bf16", "b256_k10_bf16",
                                                       "b64_k10_profile", "b64_k10_profile_tr",
                                                       "b64_k10_pd", "b64_k1_jax"]
-  assert "b64_k1_eager" not in (tmp_path / "bench.log").read_text()
+  log = (tmp_path / "bench.log").read_text()
+  assert "b64_k1_eager" not in log
+  # --steps=2: JAX times whole calls, so the five runs at 10 steps per call
+  # timed blocks of 10 steps, and b64_k1_jax blocks of 2
+  assert log.count("images/s over 1 blocks of 10 steps") == 5
+  assert log.count("images/s over 1 blocks of 2 steps") == 1
 
 
 # --- scripts/trace_summary.py -------------------------------------------------
