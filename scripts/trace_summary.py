@@ -207,7 +207,7 @@ def main(argv=None) -> int:
       return 1
   try:
     s = summarize(load(a.trace), a.steps, a.top)
-  except (OSError, ValueError, KeyError) as e:
+  except (OSError, EOFError, ValueError, KeyError) as e:  # EOFError: a truncated .gz
     print(f"error: {a.trace}: {e}", file=sys.stderr)
     return 1
   if a.json:  # before the report, so that a failed write prints nothing

@@ -357,7 +357,7 @@ def _trace_summary():
   return trace_summary
 
 
-def test_trace_summary_of_a_device_trace(tmp_path):
+def test_trace_summary_of_a_device_trace(tmp_path, capsys):
   # A GPU-like trace of 2 steps: each step one 1-block 30 us kernel and two
   # 5 us kernels, 10 us apart; host events must not count.
   events = [{"ph": "M", "name": "process_name", "pid": 1, "args": {"name": "/device:GPU:0"}},
@@ -392,6 +392,13 @@ def test_trace_summary_of_a_device_trace(tmp_path):
   bad = subprocess.run([sys.executable, str(REPO / "scripts" / "trace_summary.py"), str(path),
                         "--steps=0"], capture_output=True, text=True, timeout=60)
   assert bad.returncode == 1 and "--steps=0 must be >= 1" in bad.stderr
+  # a trace cut short (a profiler or copy that stopped midway): one line, no traceback
+  import gzip
+  whole = gzip.compress(path.read_bytes())
+  (tmp_path / "cut.json.gz").write_bytes(whole[:len(whole) // 2])
+  assert ts.main([str(tmp_path / "cut.json.gz"), "--steps=2"]) == 1
+  err = capsys.readouterr().err.strip().splitlines()
+  assert len(err) == 1 and err[0].startswith(f"error: {tmp_path / 'cut.json.gz'}: "), err
 
 
 def test_benchmark_profile_writes_a_trace_of_the_cpu_step(tmp_path):
