@@ -269,6 +269,78 @@ def _assert_same_steps(reference, other, initial):
 
 
 @needs_torch
+def test_torch_twin_takes_the_same_training_steps_as_gan_jax():
+  """Two full steps of d_steps=2 D updates and one G update, from the same
+  weights and batches: the twin's loss, Adam (b1, b2, eps, both learning
+  rates) and update order are gan_jax's. The MLP, whose weights map one to
+  one; the second Adam update depends on the gradients' size, not only sign.
+  Every loss --compare=torch accepts is checked against gan_jax's first."""
+  sys.path.insert(0, str(REPO / "scripts"))
+  import benchmark
+  from gan_jax import steps
+  from gan_jax.losses import LOSSES
+  from gan_jax.state import create_state, make_optimizers
+  real, fake = np.float32([1.5, -2.0, 0.3, 6.0]), np.float32([-3.0, 0.5, 2.0, -0.1])
+  (accepted,) = [valid for name, valid, _ in benchmark.TORCH_TWINS if name == "train.loss"]
+  for name in accepted:
+    d_loss, g_loss = LOSSES[name]
+    np.testing.assert_allclose(float(torch_dcgan.G_LOSSES[name](torch.from_numpy(fake))),
+                               float(g_loss(fake)), rtol=1e-6)
+    np.testing.assert_allclose(float(torch_dcgan.d_loss_bce(torch.from_numpy(real),
+                                                            torch.from_numpy(fake))),
+                               float(d_loss(real, fake)), rtol=1e-6)
+  config = _config("mlp", 8, 1)
+  config.model.z_dim, config.model.g_hidden, config.model.d_hidden = 4, (8,), (8,)
+  t = config.train
+  t.loss, t.batch_size, t.d_steps = "minimax", 4, 2  # not the default loss
+  t.b1, t.b2, t.g_lr, t.d_lr = 0.3, 0.9, 1e-2, 3e-2
+  images = np.random.default_rng(0).integers(0, 256, (16, 8, 8, 1), dtype=np.uint8)
+  G, D = models.build(config)
+  g_tx, d_tx = make_optimizers(config)
+  mesh = steps.make_mesh(jax.devices()[:1])
+  state = jax.jit(lambda: create_state(config, G, D, g_tx, d_tx))()  # one compile
+
+  @jax.jit
+  def draws(rng):
+    """The batches steps.train_steps draws, in the order the twin asks for them:
+    per step, (indices, z) for each D update, then z for the G update."""
+    out = []
+    for s in range(2):
+      key = jax.random.fold_in(rng, s)
+      for i in range(2):
+        k_real, k_z = jax.random.split(jax.random.fold_in(key, i))
+        out += [jax.random.randint(k_real, (4,), 0, 16), jax.random.normal(k_z, (4, 4))]
+      out.append(jax.random.normal(jax.random.fold_in(key, 2), (4, 4)))
+    return out
+
+  drawn = [np.array(a) for a in draws(state.rng)]
+  zs = [torch.from_numpy(a) for a in drawn if a.dtype == np.float32]
+  reals = [torch.from_numpy(images[a]).permute(0, 3, 1, 2).float() * (2 / 255) - 1
+           for a in drawn if a.dtype != np.float32]
+  torch.set_num_threads(1)
+  trainer = torch_dcgan.Trainer(config, images, "cpu")
+  z_it, real_it = iter(zs), iter(reals)
+  trainer._z, trainer._real = lambda: next(z_it), lambda: next(real_it)
+  linears = [[m for m in net.modules() if isinstance(m, torch.nn.Linear)]
+             for net in (trainer.G, trainer.D)]
+  as_torch = lambda p: [torch.from_numpy(np.array(a)) for tree, lins in zip(p, linears)
+                        for i in range(len(lins))
+                        for a in (np.asarray(tree[f"Dense_{i}"]["kernel"]).T,
+                                  tree[f"Dense_{i}"]["bias"])]
+  twin = [p for lins in linears for m in lins for p in (m.weight, m.bias)]
+  initial = as_torch((state.g_params, state.d_params))
+  with torch.no_grad():
+    for w, v in zip(twin, initial):
+      w.copy_(v)
+  new, _ = steps.make_train_fn(config, G, D, g_tx, d_tx, mesh)(
+      steps.replicate(state, mesh), steps.replicate(images, mesh), 2)
+  trainer.train_steps(2)
+  assert next(z_it, None) is None and next(real_it, None) is None  # every batch used
+  _assert_same_steps(as_torch((new.g_params, new.d_params)), [p.detach() for p in twin],
+                     initial)
+
+
+@needs_torch
 def test_torch_compile_twin_takes_the_same_steps_as_eager():
   """--torch_compile changes how torch runs the step, not what it computes."""
   config = _config("dcgan", 8, 1)
