@@ -14,10 +14,14 @@ gan_jax.models and gan_jax.steps:
 * Real batches are drawn by uniform random indices (with replacement) from a
   device-resident uint8 tensor and scaled to [-1, 1] on the device.
 
-Two harmless differences: torch BatchNorm updates its running statistics in
-every train-mode call, where gan_jax keeps only those of the updated network;
-and weight layouts differ (NCHW vs NHWC), which permutes but does not change
-the parameters. Neither changes the cost of a step.
+Harmless differences: torch BatchNorm updates its running statistics in
+every train-mode call, where gan_jax keeps only those of the updated network,
+and its running variance is the unbiased one (flax keeps the biased one);
+the MLP twin starts from torch's default initialisation, not flax's (the DCGAN
+twin from the same N(0, 0.02)); and weight layouts differ (NCHW vs NHWC),
+which permutes but does not change the parameters. None changes the cost of a
+step: from the same weights and batches both take the same steps
+(tests/test_benchmark.py).
 """
 from __future__ import annotations
 
