@@ -313,9 +313,9 @@ def benchmark(config) -> dict:
           f"torch.set_num_threads({torch.get_num_threads()}) ({_usable_cpus()} usable "
           f"CPUs); G "
           f"{sides['torch'].params[0]:,} / D {sides['torch'].params[1]:,} params", flush=True)
-    assert sides["torch"].params == sides["jax"].params, (
-        f"parameter counts differ: jax (G, D) = {sides['jax'].params}, "
-        f"torch = {sides['torch'].params}")
+    if sides["torch"].params != sides["jax"].params:  # not an assert, which python -O skips
+      raise ConfigError(f"--compare=torch: parameter counts differ: jax (G, D) = "
+                        f"{sides['jax'].params}, torch = {sides['torch'].params}")
     print("parameter counts identical: ok", flush=True)
     kind = ("eager" if FLAGS.torch_compile == "none"
             else f"torch.compile(mode={FLAGS.torch_compile!r})")

@@ -150,6 +150,16 @@ def test_benchmark_refuses_bad_input_in_one_line_before_compiling(tmp_path):
     assert "jax: compiled" not in proc.stdout  # refused before compiling
 
 
+def test_benchmark_checks_survive_python_dash_O():
+  """python -O strips assert statements: the twin's parameter-count check was
+  one, and under -O a twin with other counts was timed after the script had
+  printed "parameter counts identical: ok"."""
+  import ast
+  for name in ("benchmark.py", "torch_dcgan.py"):
+    tree = ast.parse((REPO / "scripts" / name).read_text())
+    assert [n.lineno for n in ast.walk(tree) if isinstance(n, ast.Assert)] == [], name
+
+
 def test_benchmark_on_synthetic_data_needs_no_data_files(tmp_path):
   # a folder source whose folder is missing: synthetic images need none of it,
   # while --real_data is refused as training refuses it
