@@ -267,6 +267,10 @@ def benchmark(config) -> dict:
   validate(config, jax.device_count(), data_files=FLAGS.real_data)
   if FLAGS.real_data:
     check_tfds_available(config.data)  # offline: seconds, not minutes of retries
+  for name, low in (("steps", 1), ("rounds", 1), ("warmup", 0), ("synthetic_examples", 1),
+                    ("torch_threads", 0)) + ((("profile_steps", 1),) if FLAGS.profile else ()):
+    if FLAGS[name].value < low:
+      raise ConfigError(f"--{name}={FLAGS[name].value} must be >= {low}")
   if FLAGS.compare == "torch":
     check_compare(config)
     try:
@@ -280,10 +284,6 @@ def benchmark(config) -> dict:
     raise ConfigError(f"--torch_compile={FLAGS.torch_compile} needs --compare=torch")
   elif FLAGS.torch_channels_last:
     raise ConfigError("--torch_channels_last needs --compare=torch")
-  for name, low in (("steps", 1), ("rounds", 1), ("warmup", 0), ("synthetic_examples", 1),
-                    ("torch_threads", 0)) + ((("profile_steps", 1),) if FLAGS.profile else ()):
-    if FLAGS[name].value < low:
-      raise ConfigError(f"--{name}={FLAGS[name].value} must be >= {low}")
   backend, devices = jax.default_backend(), jax.local_devices()
   load_start = os.getloadavg()
   batch = config.train.batch_size
