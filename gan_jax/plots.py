@@ -51,7 +51,9 @@ def plot_curves(metrics, which: str = "all", panels: dict | None = None,
   """Metrics (a DataFrame with a 'step' column) against step. `which`:
   'train' (losses; mean D(x) and D(G(z))), 'eval' (one panel per eval/*
   metric, with a +-std band where an eval/*_std column exists) or 'all'; or
-  explicit `panels` ({panel title: [columns]})."""
+  explicit `panels` ({panel title: [columns]}). Infinite values (a toy run's
+  eval/reverse_kl when a mode gets no sample) cannot be drawn: the panel's
+  title says how many there are, so that a gap in the line is explained."""
   if which not in ("all", "train", "eval"):
     raise ValueError(f"which={which!r} is unknown; valid: all, train, eval")
   if panels is None:
@@ -75,15 +77,20 @@ def plot_curves(metrics, which: str = "all", panels: dict | None = None,
     return fig
   for n, (t, cols) in enumerate(panels.items()):
     ax = fig.add_subplot(nrows, ncols, n + 1)
+    infinite = []
     for c in cols:
       d = metrics[["step", c]].dropna()
+      inf = np.isinf(d[c].to_numpy(np.float64))
+      if inf.any():
+        infinite.append(f"{c} infinite at {inf.sum()} of {len(d)} steps")
+        d = d[~inf]
       std = c + "_std"
       marker = "o" if len(d) < 30 else None
       ax.plot(d["step"], d[c], label=c, marker=marker, lw=1)
       if std in metrics.columns:
         s = metrics.loc[d.index, std].fillna(0)
         ax.fill_between(d["step"], d[c] - s, d[c] + s, alpha=0.2)
-    ax.set_title(t, fontsize=10)
+    ax.set_title("\n".join([t, *infinite]), fontsize=10)
     ax.set_xlabel("step")
     ax.grid(alpha=0.3)
     if len(cols) > 1:

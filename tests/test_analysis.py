@@ -211,6 +211,21 @@ def test_plots_return_figures(run, tmp_path):
       analysis.plot_grid(real_u8[:4].astype(np.float32) / 127.5 - 1).axes[0].images[0].get_array())
 
 
+def test_plot_curves_names_infinite_values_it_cannot_draw():
+  # a toy run's eval/reverse_kl is infinite while a mode gets no sample: the
+  # line had a silent gap there
+  import pandas as pd
+  from gan_jax import analysis
+  m = pd.DataFrame({"step": [1, 2, 3, 4], "eval/reverse_kl": [np.inf, 2.0, np.inf, 0.5],
+                    "eval/modes": [3.0, 6.0, 7.0, 8.0]})
+  axes = analysis.plot_curves(m, "eval").axes
+  titles = {a.get_title().split("\n")[0]: a for a in axes}
+  kl = titles["reverse_kl"]
+  assert kl.get_title() == "reverse_kl\neval/reverse_kl infinite at 2 of 4 steps"
+  np.testing.assert_array_equal(kl.lines[0].get_xdata(), [2, 4])  # the finite points
+  assert titles["modes"].get_title() == "modes"
+
+
 def test_plot_runs_overlays_runs_per_metric():
   import pandas as pd
   from gan_jax import analysis
