@@ -1,9 +1,21 @@
-"""Test setup: 4 fake CPU devices (set before JAX initialises), tiny configs."""
+"""Test setup: 4 fake CPU devices and one persistent compilation cache (both set
+before JAX initialises), tiny configs."""
 import os
 import pathlib
+import tempfile
 
 os.environ.setdefault("JAX_NUM_CPU_DEVICES", "4")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+# One persistent compilation cache for this process and every subprocess the
+# tests start (they inherit os.environ): a program compiled once in a session,
+# in-process or by a script, is read back after that instead of compiled again.
+# Tests recompile the same programs often (each make_train_fn is a new jit;
+# scripts rerun on the same tiny configs), so a fresh CI run, whose cache
+# starts empty, gains too.
+JAX_CACHE = os.path.join(tempfile.gettempdir(), "gan_jax_tests_jax_cache")
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", JAX_CACHE)
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
 import pytest  # noqa: E402
 
