@@ -71,23 +71,14 @@ def test_unknown_extractor():
     get_extractor("inception_v3")
 
 
-@pytest.mark.parametrize("flags, message", [
+HELD_OUT_CASES = [
     (["--split=test", "--eval_split=all"],
      "error: --eval_split='all' overlaps --split='test'; held-out data must be disjoint"),
     (["--split=train", "--eval_split=train", "--source=tfds"],
      "error: --eval_split='train' overlaps --split='train'"),
     (["--holdout=0"], "error: --holdout=0 must be positive without --eval_split"),
     (["--eval_split=test", "--source=digits"], "error: --eval_split needs --source=tfds or idx"),
-])
-def test_train_classifier_refuses_held_out_data_that_is_not_held_out(flags, message, tmp_path):
-  import subprocess
-  import sys
-  from conftest import REPO
-  out = subprocess.run([sys.executable, "scripts/train_classifier.py", *flags,
-                        f"--out={tmp_path}/w.msgpack"], cwd=REPO, capture_output=True,
-                       text=True, timeout=120)
-  assert out.returncode == 1 and message in out.stderr, out.stderr[-2000:]
-  assert not (tmp_path / "w.msgpack").exists()
+]
 
 
 def _train_classifier(*flags, cwd=None):
@@ -101,7 +92,7 @@ def _train_classifier(*flags, cwd=None):
   return out, time.monotonic() - start
 
 
-@pytest.mark.parametrize("flags, message", [
+BAD_FLAG_CASES = [
     (["--epochs=0"], "error: --epochs=0 must be >= 1"),
     (["--epochs=-3"], "error: --epochs=-3 must be >= 1"),
     (["--batch_size=0"], "error: --batch_size=0 must be >= 1"),
@@ -119,12 +110,52 @@ def _train_classifier(*flags, cwd=None):
     (["--out={tmp}"], "error: --out='{tmp}' is a folder; give a file path, e.g. "
                       "{tmp}/lenet.msgpack"),
     (["--out="], "error: --out is empty; give the path of the .msgpack file to write"),
-])
-def test_train_classifier_refuses_bad_flags_in_one_line(flags, message, tmp_path):
-  (tmp_path / "a_file").write_bytes(b"")
-  out, _ = _train_classifier("--source=digits", "--holdout=200", "--epochs=1",
-                             f"--out={tmp_path}/w.msgpack",  # the flags below win over it
-                             *[f.format(tmp=tmp_path) for f in flags])
+]
+
+
+@pytest.fixture(scope="module")
+def refusals(tmp_path_factory):
+  """The script run once per case of the two tests below, every case in its own
+  folder and all of them started at once on two workers (each run is about a
+  second of imports on one core): (cases, index) -> (CompletedProcess, folder)."""
+  import concurrent.futures
+  import subprocess
+  import sys
+  from conftest import REPO
+
+  def held_out(flags, tmp):
+    return subprocess.run([sys.executable, "scripts/train_classifier.py", *flags,
+                           f"--out={tmp}/w.msgpack"], cwd=REPO, capture_output=True,
+                          text=True, timeout=120)
+
+  def bad_flags(flags, tmp):
+    (tmp / "a_file").write_bytes(b"")
+    return _train_classifier("--source=digits", "--holdout=200", "--epochs=1",
+                             f"--out={tmp}/w.msgpack",  # the flags below win over it
+                             *[f.format(tmp=tmp) for f in flags])[0]
+
+  jobs = {("held_out", i): (held_out, flags, tmp_path_factory.mktemp("held_out"))
+          for i, (flags, _) in enumerate(HELD_OUT_CASES)}
+  jobs.update({("bad_flags", i): (bad_flags, flags, tmp_path_factory.mktemp("bad_flags"))
+               for i, (flags, _) in enumerate(BAD_FLAG_CASES)})
+  with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+    futures = {key: pool.submit(fn, flags, tmp) for key, (fn, flags, tmp) in jobs.items()}
+    return {key: (f.result(), jobs[key][2]) for key, f in futures.items()}
+
+
+@pytest.mark.parametrize("i", range(len(HELD_OUT_CASES)),
+                         ids=[m for _, m in HELD_OUT_CASES])
+def test_train_classifier_refuses_held_out_data_that_is_not_held_out(refusals, i):
+  out, tmp_path = refusals["held_out", i]
+  message = HELD_OUT_CASES[i][1]
+  assert out.returncode == 1 and message in out.stderr, out.stderr[-2000:]
+  assert not (tmp_path / "w.msgpack").exists()
+
+
+@pytest.mark.parametrize("i", range(len(BAD_FLAG_CASES)), ids=[m for _, m in BAD_FLAG_CASES])
+def test_train_classifier_refuses_bad_flags_in_one_line(refusals, i):
+  out, tmp_path = refusals["bad_flags", i]
+  message = BAD_FLAG_CASES[i][1]
   assert out.returncode == 1 and out.stderr == message.format(tmp=tmp_path) + "\n", out.stderr
   assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]  # nothing written
 
