@@ -1,5 +1,6 @@
 """scripts/benchmark.py end to end (no timing assertions), its PyTorch twin, and
 the CPU 2x2-window up-convolution that the benchmark work introduced."""
+import concurrent.futures
 import functools
 import importlib.util
 import json
@@ -28,6 +29,13 @@ TINY = ["--config=experiments/mnist.py", "--config.data.image_size=8",
 def _run(*args, timeout=120):
   return subprocess.run([sys.executable, SCRIPT, *args], cwd=REPO, capture_output=True,
                         text=True, timeout=timeout)
+
+
+def _run_each(*arg_lists, timeout=120):
+  """_run once per argument list, two at a time (each process spends seconds
+  importing on one core); the results in the lists' order."""
+  with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+    return list(pool.map(lambda args: _run(*args, timeout=timeout), arg_lists))
 
 
 def test_benchmark_prints_json_last_line():
@@ -71,8 +79,8 @@ def test_flops_per_step_does_not_depend_on_steps_per_call():
          "--config.model.d_hidden=(32,)", "--config.train.batch_size=16", "--steps=2",
          "--rounds=1", "--warmup=1", "--synthetic_examples=64"]
   flops = []
-  for k in (1, 2):
-    proc = _run(*mlp, f"--config.train.steps_per_call={k}")
+  procs = _run_each(*[[*mlp, f"--config.train.steps_per_call={k}"] for k in (1, 2)])
+  for k, proc in zip((1, 2), procs):
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["jax_steps_per_block"] == 2 and result["steps_per_call"] == k
@@ -99,23 +107,28 @@ def test_flops_count_for_gpus_is_the_cpu_build_of_the_same_step():
 
 
 def test_benchmark_rejects_what_torch_cannot_mirror():
-  proc = _run(*TINY, "--compare=torch", "--config.train.compute_dtype=bfloat16", timeout=60)
+  unused = f"/tmp/gan_jax_benchmark_unused_{os.getpid()}"
+  procs = iter(_run_each(
+      [*TINY, "--compare=torch", "--config.train.compute_dtype=bfloat16"],
+      [*TINY, "--torch_compile=default"], [*TINY, "--torch_channels_last"],
+      [*TINY, f"--profile={unused}", "--profile_steps=0"], [*TINY, "--rounds=0"],
+      [*TINY, "--compare=torch", "--torch_threads=-1"], timeout=60))
+  proc = next(procs)
   assert proc.returncode == 1
   assert "compute_dtype" in proc.stderr and "Traceback" not in proc.stderr
-  proc = _run(*TINY, "--torch_compile=default", timeout=60)
+  proc = next(procs)
   assert proc.returncode == 1 and "Traceback" not in proc.stderr
   assert "--torch_compile=default needs --compare=torch" in proc.stderr
-  proc = _run(*TINY, "--torch_channels_last", timeout=60)
+  proc = next(procs)
   assert proc.returncode == 1 and "Traceback" not in proc.stderr
   assert "--torch_channels_last needs --compare=torch" in proc.stderr
-  unused = f"/tmp/gan_jax_benchmark_unused_{os.getpid()}"
-  proc = _run(*TINY, f"--profile={unused}", "--profile_steps=0", timeout=60)
+  proc = next(procs)
   assert proc.returncode == 1 and "--profile_steps=0 must be >= 1" in proc.stderr
   assert not os.path.exists(unused)  # rejected before anything was written
-  proc = _run(*TINY, "--rounds=0", timeout=60)
+  proc = next(procs)
   assert proc.returncode == 1 and "--rounds=0 must be >= 1" in proc.stderr
   # torch.set_num_threads(-1) raised a RuntimeError, after JAX had compiled
-  proc = _run(*TINY, "--compare=torch", "--torch_threads=-1", timeout=60)
+  proc = next(procs)
   assert proc.returncode == 1 and "Traceback" not in proc.stderr
   assert proc.stderr.strip().splitlines()[-1] == "error: --torch_threads=-1 must be >= 0"
   assert "jax: compiled" not in proc.stdout
@@ -137,13 +150,17 @@ def test_benchmark_refuses_bad_input_in_one_line_before_compiling(tmp_path):
       (["--compare=torch", "--torch_threads=1", "-c", no_torch], 1,
        "--compare=torch needs PyTorch, which is not installed"),
   ]
-  for extra, rc, message in cases:
+
+  def run(extra):
     if "-c" in extra:  # the script run by runpy in a process where torch cannot import
       i = extra.index("-c")
-      proc = subprocess.run([sys.executable, "-c", extra[i + 1], *TINY, *extra[:i]], cwd=REPO,
+      return subprocess.run([sys.executable, "-c", extra[i + 1], *TINY, *extra[:i]], cwd=REPO,
                             capture_output=True, text=True, timeout=120)
-    else:
-      proc = _run(*TINY, *extra, timeout=120)
+    return _run(*TINY, *extra, timeout=120)
+
+  with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:  # seconds of imports each
+    procs = list(pool.map(run, [extra for extra, _, _ in cases]))
+  for (extra, rc, message), proc in zip(cases, procs):
     last = proc.stderr.strip().splitlines()[-1]
     assert (proc.returncode, "Traceback" in proc.stderr) == (rc, False), proc.stderr[-2000:]
     assert last == f"error: {message}" or last.startswith(f"error: {message}"), last
@@ -166,19 +183,21 @@ def test_benchmark_on_synthetic_data_needs_no_data_files(tmp_path):
   args = [a if not a.startswith("--config=") else "--config=experiments/pokemon.py"
           for a in TINY] + [f"--config.data.path={tmp_path / 'none'}", "--rounds=1",
                             "--steps=1", "--warmup=0"]
-  proc = _run(*args)
+  (tmp_path / "junk").mkdir()
+  (tmp_path / "junk" / "a.txt").write_text("not an image")
+  procs = iter(_run_each(args, [*args, "--real_data"],
+                         [*args, "--real_data", f"--config.data.path={tmp_path / 'junk'}",
+                          f"--profile={tmp_path / 'prof'}"]))
+  proc = next(procs)
   assert proc.returncode == 0, proc.stderr[-2000:]
   assert json.loads(proc.stdout.strip().splitlines()[-1])["data"] == "synthetic"
-  proc = _run(*args, "--real_data")
+  proc = next(procs)
   assert proc.returncode == 1
   assert proc.stderr.strip().splitlines()[-1] == (
       f"error: config.data.path='{tmp_path / 'none'}' is not an existing folder; "
       "data.source='folder' reads its files from one")
   # data that fails only as it loads is still refused before --profile's folder is made
-  (tmp_path / "junk").mkdir()
-  (tmp_path / "junk" / "a.txt").write_text("not an image")
-  proc = _run(*args, "--real_data", f"--config.data.path={tmp_path / 'junk'}",
-              f"--profile={tmp_path / 'prof'}")
+  proc = next(procs)
   assert proc.returncode == 1 and "none of its 1 files is a readable image" in proc.stderr
   assert not (tmp_path / "prof").exists()
 
@@ -507,9 +526,16 @@ def test_dtype_curves_script_trains_both_dtypes_and_tabulates(tmp_path):
          "EXTRA": "--config.model.g_features=8 --config.model.d_features=8 "
                   "--config.eval.num_samples=64 --config.train.batch_size=16 "
                   "--config.train.sample_every=8 --config.checkpoint.every=8"}
-  proc = subprocess.run(["bash", str(REPO / "scripts" / "dtype_curves.sh"), str(tmp_path),
-                         str(MNIST_DIR)], cwd=REPO, capture_output=True, text=True,
-                        timeout=300, env=env)
+  script = ["bash", str(REPO / "scripts" / "dtype_curves.sh")]
+  with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+    # a failing run (a bad setting) makes the script fail too: checked below, run
+    # beside the good runs (its process stops after the imports)
+    bad = pool.submit(subprocess.run, [*script, str(tmp_path / "bad"), str(MNIST_DIR)],
+                      cwd=REPO, capture_output=True, text=True, timeout=120,
+                      env={**env, "DTYPES": "float32", "EXTRA": "--config.train.batch_size=0"})
+    proc = subprocess.run([*script, str(tmp_path), str(MNIST_DIR)], cwd=REPO,
+                          capture_output=True, text=True, timeout=300, env=env)
+    bad = bad.result()
   assert proc.returncode == 0, proc.stderr[-3000:]
   out = proc.stdout.splitlines()
   assert len(out) == 4 and all(": rc=0 in " in line for line in out[:2]), out
@@ -519,10 +545,6 @@ def test_dtype_curves_script_trains_both_dtypes_and_tabulates(tmp_path):
     assert "@8: FID " in row
     config = json.loads((tmp_path / f"{dtype}_seed3" / "config.json").read_text())
     assert config["train"]["compute_dtype"] == dtype and config["seed"] == 3
-  # a failing run (a bad setting) makes the script fail too
-  bad = subprocess.run(["bash", str(REPO / "scripts" / "dtype_curves.sh"), str(tmp_path / "bad"),
-                        str(MNIST_DIR)], cwd=REPO, capture_output=True, text=True, timeout=120,
-                       env={**env, "DTYPES": "float32", "EXTRA": "--config.train.batch_size=0"})
   assert bad.returncode == 1 and "float32_seed3: rc=1" in bad.stdout
 
 
