@@ -1,4 +1,5 @@
 """Evaluation in training (eval rows, best checkpoint) and scripts/evaluate.py."""
+import concurrent.futures
 import json
 import os
 import subprocess
@@ -45,7 +46,16 @@ def _evaluate(wd, *flags):
 
 
 def test_evaluate_script_with_floor_and_untrained_baseline(run, tmp_path):
-  out = _evaluate(run, "--step=latest", "--num_samples=200", "--real_vs_real")
+  # an export's card holds the config, so its untrained baseline is the run's (checked last)
+  from gan_jax import analysis
+  export = tmp_path / "export"
+  analysis.export(analysis.load_run(str(run), "latest"), str(export))
+  # the three evaluations are independent (each writes its own eval/step_*.json):
+  # two processes at a time, each spending seconds importing on one core
+  with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+    out, init, init_export = pool.map(lambda a: _evaluate(*a), [
+        (run, "--step=latest", "--num_samples=200", "--real_vs_real"),
+        (run, "--step=init", "--num_samples=200"), (export, "--step=init", "--num_samples=200")])
   assert out.returncode == 0, out.stderr[-2000:]
   res = json.loads((run / "eval" / "step_8.json").read_text())
   assert res["num_samples"] == 200 and res["num_real"] == 200
@@ -61,16 +71,11 @@ def test_evaluate_script_with_floor_and_untrained_baseline(run, tmp_path):
   assert set(res["metrics"]) == set(IMAGE_KEYS)
   for k in IMAGE_KEYS:
     assert res["metrics"][k] == pytest.approx(row[k], rel=1e-4, abs=1e-6), k
-  init = _evaluate(run, "--step=init", "--num_samples=200")
   assert init.returncode == 0, init.stderr[-2000:]
   res0 = json.loads((run / "eval" / "step_init.json").read_text())
   assert res0["metrics"]["eval/fid"] > res["metrics"]["eval/fid"]
-  # an export's card holds the config, so its untrained baseline is the run's
-  from gan_jax import analysis
-  export = tmp_path / "export"
-  analysis.export(analysis.load_run(str(run), "latest"), str(export))
-  init = _evaluate(export, "--step=init", "--num_samples=200")
-  assert init.returncode == 0, init.stderr[-2000:]
+  # the export's untrained baseline is the run's
+  assert init_export.returncode == 0, init_export.stderr[-2000:]
   assert json.loads((export / "eval" / "step_init.json").read_text())["metrics"] == res0["metrics"]
 
 
