@@ -1,4 +1,5 @@
 """End to end: `python -m gan_jax.main` on a tiny config leaves the full workdir."""
+import concurrent.futures
 import glob
 import json
 import os
@@ -6,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from conftest import REPO
@@ -24,9 +26,25 @@ def run_main(workdir, *flags, env_devices="1", config="experiments/digits.py"):
                         capture_output=True, text=True, timeout=600)
 
 
-def test_main_leaves_the_full_workdir(tmp_path):
-  wd = tmp_path / "run"
-  out = run_main(wd, *TINY_FLAGS, env_devices="2")
+OVERRIDES = ["--config.train.loss=minimax", "--config.model.name=mlp",
+             "--config.model.g_hidden=(32,)", "--config.model.d_hidden=(32,)",
+             "--config.train.num_steps=2"]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+  """The two tests' runs, started together (each process spends seconds importing
+  and compiling on one core): name -> (CompletedProcess, workdir)."""
+  jobs = {"full": (tmp_path_factory.mktemp("full") / "run", TINY_FLAGS, "2"),
+          "override": (tmp_path_factory.mktemp("override") / "r", TINY_FLAGS + OVERRIDES, "1")}
+  with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+    futures = {name: pool.submit(run_main, wd, *flags, env_devices=devices)
+               for name, (wd, flags, devices) in jobs.items()}
+    return {name: (f.result(), jobs[name][0]) for name, f in futures.items()}
+
+
+def test_main_leaves_the_full_workdir(runs):
+  out, wd = runs["full"]
   assert out.returncode == 0, out.stderr[-3000:]
 
   cfg = json.loads((wd / "config.json").read_text())
@@ -58,11 +76,9 @@ def test_main_leaves_the_full_workdir(tmp_path):
   assert "step 6/6" in out.stdout and "steps/s" in out.stdout and "ETA" in out.stdout
 
 
-def test_config_override_from_the_command_line(tmp_path):
-  out = run_main(tmp_path / "r", *TINY_FLAGS, "--config.train.loss=minimax",
-                 "--config.model.name=mlp", "--config.model.g_hidden=(32,)",
-                 "--config.model.d_hidden=(32,)", "--config.train.num_steps=2")
+def test_config_override_from_the_command_line(runs):
+  out, wd = runs["override"]
   assert out.returncode == 0, out.stderr[-3000:]
-  cfg = json.loads((tmp_path / "r" / "config.json").read_text())
+  cfg = json.loads((wd / "config.json").read_text())
   assert cfg["train"]["loss"] == "minimax" and cfg["model"]["name"] == "mlp"
   assert cfg["model"]["g_hidden"] == [32]
