@@ -73,13 +73,9 @@ def validate(config, num_devices: int = 1, data_files: bool = True) -> None:
   """Checks every setting that can be checked without loading data or compiling.
   `data_files=False` skips the checks of the data's files (data.split, data.path),
   for a caller that trains on synthetic images (scripts/benchmark.py)."""
-  _choice("model.name", config.model.name, models.MODELS)
+  validate_generator(config)
   _choice("train.loss", config.train.loss, losses.LOSSES)
   _choice("data.source", config.data.source, data.SOURCES)
-  _choice("train.compute_dtype", config.train.compute_dtype, models.DTYPES)
-  _choice("model.upsample", config.model.upsample, UPSAMPLE_METHODS)
-  _choice("model.patch_dots", config.model.get("patch_dots", "auto"), PATCH_DOTS)
-  _choice("model.batchnorm", config.model.get("batchnorm", "auto"), BATCHNORM)
   _positive(config, "model.z_dim", "model.g_features", "model.d_features",
             "data.image_size", "train.batch_size", "train.num_steps", "train.d_steps",
             "train.g_lr", "train.d_lr", "train.steps_per_call", "train.log_every",
@@ -93,7 +89,6 @@ def validate(config, num_devices: int = 1, data_files: bool = True) -> None:
     value = config.train[b]
     if not isinstance(value, (int, float)) or not 0 <= value < 1:  # None: not a TypeError
       raise ConfigError(f"config.train.{b}={config.train[b]!r} must be in [0, 1)")
-  _choice("model.g_output", config.model.g_output, ("tanh", "linear"))
   _choice("train.lr_decay", config.train.lr_decay, ("none", "linear"))
   _choice("checkpoint.best_mode", config.checkpoint.best_mode, ("min", "max"))
   _positive(config, "model.d_pack", "eval.num_samples")
