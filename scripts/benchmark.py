@@ -78,8 +78,8 @@ flags.DEFINE_string("profile", None,
                     "more JAX steps with jax.profiler into this folder (a Perfetto trace, "
                     "perfetto_trace.json.gz, that scripts/trace_summary.py tabulates).")
 flags.DEFINE_integer("profile_steps", 20, "Steps to trace with --profile.")
-flags.DEFINE_integer("torch_threads", 0, "torch.set_num_threads(N), N >= 1; 0: one per usable "
-                     "CPU.")
+flags.DEFINE_integer("torch_threads", 0, "With --compare=torch: torch.set_num_threads(N), "
+                     "N >= 1; 0: one per usable CPU.")
 
 
 def _usable_cpus() -> int:
@@ -284,6 +284,8 @@ def benchmark(config) -> dict:
     raise ConfigError(f"--torch_compile={FLAGS.torch_compile} needs --compare=torch")
   elif FLAGS.torch_channels_last:
     raise ConfigError("--torch_channels_last needs --compare=torch")
+  elif FLAGS.torch_threads:
+    raise ConfigError(f"--torch_threads={FLAGS.torch_threads} needs --compare=torch")
   backend, devices = jax.default_backend(), jax.local_devices()
   load_start = os.getloadavg()
   batch = config.train.batch_size

@@ -112,7 +112,8 @@ def test_benchmark_rejects_what_torch_cannot_mirror():
       [*TINY, "--compare=torch", "--config.train.compute_dtype=bfloat16"],
       [*TINY, "--torch_compile=default"], [*TINY, "--torch_channels_last"],
       [*TINY, f"--profile={unused}", "--profile_steps=0"], [*TINY, "--rounds=0"],
-      [*TINY, "--compare=torch", "--torch_threads=-1"], timeout=60))
+      [*TINY, "--compare=torch", "--torch_threads=-1"], [*TINY, "--torch_threads=1"],
+      timeout=60))
   proc = next(procs)
   assert proc.returncode == 1
   assert "compute_dtype" in proc.stderr and "Traceback" not in proc.stderr
@@ -132,6 +133,10 @@ def test_benchmark_rejects_what_torch_cannot_mirror():
   assert proc.returncode == 1 and "Traceback" not in proc.stderr
   assert proc.stderr.strip().splitlines()[-1] == "error: --torch_threads=-1 must be >= 0"
   assert "jax: compiled" not in proc.stdout
+  # a torch setting without torch in the run was ignored silently
+  proc = next(procs)
+  assert proc.returncode == 1 and "Traceback" not in proc.stderr
+  assert proc.stderr.strip().splitlines()[-1] == "error: --torch_threads=1 needs --compare=torch"
 
 
 def test_benchmark_refuses_bad_input_in_one_line_before_compiling(tmp_path):
