@@ -79,6 +79,8 @@ def main(argv):
     config.eval.num_samples = FLAGS.num_samples
     config.eval.num_real = FLAGS.num_samples
   images = data.load(config.data).images
+  if FLAGS.real_vs_real:  # its sizes, refused before the evaluation runs, not after
+    n_real, n_fake, a, b = evaluate.floor_sizes(config, len(images))
   out_dir = os.path.join(FLAGS.workdir, "eval")
   # a toy run's scatter plot goes beside this script's JSON, never over the
   # one training drew at that step (possibly from other settings)
@@ -87,7 +89,6 @@ def main(argv):
       generate, 0 if step_name == "init" else int(step_name), scatter_path=scatter)
   floor, floor_n = {}, None
   if FLAGS.real_vs_real:
-    n_real, n_fake, a, b = evaluate.floor_sizes(config, len(images))
     if (a, b) != (n_real, n_fake):
       print(f"note: the data holds {len(images)} images, too few for a real-vs-real floor at "
             f"the evaluation's sizes ({n_real} real, {n_fake} generated); the floor uses "

@@ -79,6 +79,32 @@ def test_evaluate_script_with_floor_and_untrained_baseline(run, tmp_path):
   assert json.loads((export / "eval" / "step_init.json").read_text())["metrics"] == res0["metrics"]
 
 
+def test_evaluate_script_refuses_a_floor_the_data_cannot_hold_before_evaluating(run, tmp_path):
+  # with 6-11 images the evaluation itself can run, the real-vs-real floor
+  # cannot: the refusal came only after the whole evaluation
+  import shutil
+  copy = tmp_path / "run"
+  shutil.copytree(run, copy, ignore=shutil.ignore_patterns("tensorboard", "samples", "eval"))
+  for path in [copy / "config.json", *copy.glob("checkpoints/*/config/metadata")]:
+    saved = json.loads(path.read_text())
+    saved["data"]["max_examples"] = 8
+    path.write_text(json.dumps(saved))
+  script = ("import runpy, sys\n"
+            "import gan_jax.evaluate\n"
+            "def evaluator(*args, **kwargs):\n"
+            "  raise RuntimeError('the evaluation ran')\n"
+            "gan_jax.evaluate.Evaluator = evaluator\n"
+            f"sys.argv = ['evaluate.py', '--workdir={copy}', '--step=latest', '--real_vs_real']\n"
+            "runpy.run_path('scripts/evaluate.py', run_name='__main__')\n")
+  env = {**os.environ, "JAX_NUM_CPU_DEVICES": "1", "PYTHONPATH": str(REPO)}
+  out = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True,
+                       text=True, timeout=300)
+  assert out.returncode == 1 and out.stderr == (
+      "error: ValueError: the data holds 8 images; a real-vs-real floor needs at least 12 "
+      "(two disjoint sets of 6)\n"), out.stderr[-2000:]
+  assert not (copy / "eval").exists()
+
+
 @pytest.fixture(scope="module")
 def digits_eval():
   """An image Evaluator on the digits, 200 real and 200 generated, no run needed."""
