@@ -25,6 +25,15 @@ MNIST_DIR = SHARED / "mnist"
 POKEMON_DIR = SHARED / "pokemon"
 
 
+def edit_saved_configs(workdir, edit):
+  """Applies `edit(dict)` to a run's config.json and every checkpoint's saved config."""
+  import json
+  for path in [workdir / "config.json", *workdir.glob("checkpoints/*/config/metadata")]:
+    saved = json.loads(path.read_text())
+    edit(saved)
+    path.write_text(json.dumps(saved))
+
+
 def tiny_config(**overrides):
   """A DCGAN small enough to compile and train in seconds."""
   from gan_jax.config import base_config

@@ -12,6 +12,7 @@ import jax
 import numpy as np
 import pytest
 
+from conftest import edit_saved_configs
 from tiny_run import env, trained_run
 
 
@@ -301,14 +302,6 @@ def test_an_export_card_without_its_step_is_a_clear_error(run, tmp_path):
     analysis.load_run(tmp_path / "g")
 
 
-def _edit_saved_configs(workdir, edit):
-  """Applies `edit(dict)` to config.json and every checkpoint's saved config."""
-  for path in [workdir / "config.json", *workdir.glob("checkpoints/*/config/metadata")]:
-    saved = json.loads(path.read_text())
-    edit(saved)
-    path.write_text(json.dumps(saved))
-
-
 @pytest.mark.parametrize("section, key, value, message", [
     ("model", "name", "resnet", "config.model.name='resnet' is unknown; valid: dcgan, mlp"),
     ("train", "compute_dtype", "float16",
@@ -323,7 +316,7 @@ def test_a_saved_config_that_cannot_build_the_generator_is_a_config_error(
   from gan_jax.config import ConfigError
   copy = tmp_path / "run"
   shutil.copytree(workdir, copy, ignore=shutil.ignore_patterns("tensorboard", "samples"))
-  _edit_saved_configs(copy, lambda c: c[section].__setitem__(key, value))
+  edit_saved_configs(copy, lambda c: c[section].__setitem__(key, value))
   with pytest.raises(ConfigError, match=re.escape(message)) as e:
     analysis.load_run(copy, 4)
   assert str(e.value).startswith(str(copy / "checkpoints" / "4" / "config" / "metadata"))

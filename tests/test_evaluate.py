@@ -13,7 +13,7 @@ import pytest
 from gan_jax import checkpoint, data, metrics
 from gan_jax.evaluate import IMAGE_KEYS, Evaluator, generate, real_images, real_vs_real
 from gan_jax.train import train_and_evaluate
-from conftest import REPO, tiny_config
+from conftest import REPO, edit_saved_configs, tiny_config
 
 
 @pytest.fixture(scope="module")
@@ -85,10 +85,7 @@ def test_evaluate_script_refuses_a_floor_the_data_cannot_hold_before_evaluating(
   import shutil
   copy = tmp_path / "run"
   shutil.copytree(run, copy, ignore=shutil.ignore_patterns("tensorboard", "samples", "eval"))
-  for path in [copy / "config.json", *copy.glob("checkpoints/*/config/metadata")]:
-    saved = json.loads(path.read_text())
-    saved["data"]["max_examples"] = 8
-    path.write_text(json.dumps(saved))
+  edit_saved_configs(copy, lambda c: c["data"].__setitem__("max_examples", 8))
   script = ("import runpy, sys\n"
             "import gan_jax.evaluate\n"
             "def evaluator(*args, **kwargs):\n"
