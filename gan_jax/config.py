@@ -16,6 +16,7 @@ import ml_collections
 
 from gan_jax import data, losses, models
 from gan_jax.models.layers import PATCH_DOTS, UPSAMPLE_METHODS
+from gan_jax.models.mlp import ACTIVATIONS, NORMS as MLP_NORMS
 from gan_jax.models.norm import BATCHNORM
 
 
@@ -29,7 +30,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.seed = 0
   c.model = dict(name="dcgan", z_dim=100, g_features=64, d_features=64, upsample="auto",
                  patch_dots="auto", batchnorm="auto", g_hidden=(256, 512, 1024),
-                 d_hidden=(1024, 512, 256), g_output="tanh", d_pack=1)
+                 d_hidden=(1024, 512, 256), g_output="tanh", d_pack=1,
+                 g_norm="none", g_activation="relu")
   c.data = dict(source="tfds", name="mnist", split="train", image_key="image", path="",
                 data_dir="", manual_dir="", image_size=28, channels=1, max_examples=0)
   c.train = dict(loss="non_saturating", batch_size=64, num_steps=10_000, d_steps=1,
@@ -170,6 +172,8 @@ def validate_generator(config) -> None:
   _choice("model.patch_dots", config.model.get("patch_dots", "auto"), PATCH_DOTS)
   _choice("model.batchnorm", config.model.get("batchnorm", "auto"), BATCHNORM)
   _choice("model.g_output", config.model.g_output, ("tanh", "linear"))
+  _choice("model.g_norm", config.model.get("g_norm", "none"), MLP_NORMS)
+  _choice("model.g_activation", config.model.get("g_activation", "relu"), ACTIVATIONS)
 
 
 def _online(host: str = "storage.googleapis.com", timeout: float = 3.0) -> bool:

@@ -109,6 +109,28 @@ def test_mlp_shapes_and_logit():
   assert gv["params"]["Dense_0"]["kernel"].shape == (c.model.z_dim, 32)
 
 
+def test_mlp_generator_batchnorm_and_leaky_relu():
+  c = base_config()
+  c.model.name, c.model.g_hidden = "mlp", (32, 64)
+  c.model.g_norm, c.model.g_activation = "batchnorm", "leaky_relu"
+  G = models.build(c)[0].clone(axis_name=None)  # train mode outside shard_map
+  z = jax.random.normal(jax.random.PRNGKey(1), (16, c.model.z_dim))
+  gv = G.init(jax.random.PRNGKey(0), z, train=False)
+  assert gv["batch_stats"]["BatchNorm_1"]["mean"].shape == (64,)
+  # layer by layer: Dense, BatchNorm over the batch, LeakyReLU(0.2)
+  p, x = gv["params"], z
+  for i in range(2):
+    assert "bias" not in p[f"Dense_{i}"]  # BatchNorm's bias replaces it
+    h = x @ p[f"Dense_{i}"]["kernel"]
+    h = (h - h.mean(0)) / jnp.sqrt(h.var(0) + 1e-5)
+    h = h * p[f"BatchNorm_{i}"]["scale"] + p[f"BatchNorm_{i}"]["bias"]
+    x = jnp.where(h > 0, h, 0.2 * h)
+  want = jnp.tanh(x @ p["Dense_2"]["kernel"] + p["Dense_2"]["bias"]).reshape(16, 28, 28, 1)
+  got, upd = G.apply(gv, z, train=True, mutable=["batch_stats"])
+  np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+  assert not np.allclose(upd["batch_stats"]["BatchNorm_0"]["mean"], 0)  # train mode updates
+
+
 def test_mlp_d_pack_judges_consecutive_rows_together():
   """PacGAN (model.d_pack=m): D returns N/m logits, its first layer sees m
   samples' features, and logit i is D on rows m*i..m*i+m-1 alone, which is

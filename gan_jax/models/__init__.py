@@ -15,7 +15,8 @@ def _mlp(config):
   d, m = config.data, config.model
   dtype = DTYPES[config.train.compute_dtype]
   shape = (d.image_size, d.image_size, d.channels)
-  return (MLPGenerator(shape, tuple(m.g_hidden), m.g_output, dtype=dtype),
+  return (MLPGenerator(shape, tuple(m.g_hidden), m.g_output, m.get("g_norm", "none"),
+                       m.get("g_activation", "relu"), dtype=dtype),
           MLPDiscriminator(tuple(m.d_hidden), m.get("d_pack", 1), dtype=dtype))
 
 

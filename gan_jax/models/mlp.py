@@ -12,17 +12,31 @@ import jax.numpy as jnp
 import flax.linen as nn
 
 
+ACTIVATIONS = {"relu": nn.relu, "leaky_relu": lambda x: nn.leaky_relu(x, 0.2)}
+NORMS = ("none", "batchnorm")
+
+
 class MLPGenerator(nn.Module):
   image_shape: tuple[int, int, int]
   hidden: Sequence[int] = (256, 512, 1024)
   output: str = "tanh"   # "linear" for unbounded data such as the 2-D toy points
+  norm: str = "none"     # "batchnorm": BatchNorm after each hidden Dense
+  activation: str = "relu"
+  axis_name: str | None = "batch"
   dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, z, train: bool = True):
     x = z.astype(self.dtype)
+    act = ACTIVATIONS[self.activation]
     for h in self.hidden:
-      x = nn.relu(nn.Dense(h, dtype=self.dtype)(x))
+      # no bias before BatchNorm, which removes it (and Adam would amplify its
+      # float-noise gradient into arbitrary steps)
+      x = nn.Dense(h, use_bias=self.norm == "none", dtype=self.dtype)(x)
+      if self.norm == "batchnorm":
+        x = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
+                         axis_name=self.axis_name if train else None, dtype=self.dtype)(x)
+      x = act(x)
     size = self.image_shape[0] * self.image_shape[1] * self.image_shape[2]
     x = nn.Dense(size, dtype=self.dtype)(x).astype(jnp.float32)
     x = jnp.tanh(x) if self.output == "tanh" else x
