@@ -2,8 +2,9 @@
 scripts/evaluate.py.
 
 * Images: features and logits from a named extractor (metrics/features.py),
-  then FID, KID, IS, precision/recall and density/coverage (metrics/). The real
-  features are computed once per Evaluator and reused.
+  then FID, KID, IS, precision/recall and density/coverage (metrics/), and
+  the class spread when the extractor classifies the data's own classes. The
+  real features are computed once per Evaluator and reused.
 * 2-D toy mixtures: modes captured, high-quality fraction and reverse KL
   (metrics/modes.py), plus a scatter plot of samples against the modes.
 
@@ -28,10 +29,21 @@ IMAGE_METRICS = ("fid", "kid", "is", "precision_recall", "density_coverage")
 IMAGE_KEYS = tuple(f"eval/{k}" for k in ("fid", "kid", "kid_std", "is", "is_std", "precision",
                                          "recall", "density", "coverage"))
 TOY_KEYS = ("eval/modes", "eval/hq_fraction", "eval/reverse_kl")
+# With an extractor that classifies the data's own classes, also the class spread.
+CLASS_KEYS = ("eval/class_min", "eval/class_max")
+
+
+def image_metrics(config) -> tuple[str, ...]:
+  """The metrics of an image evaluation: class_spread too when eval.extractor
+  is a classifier of the data's classes (features.CLASSIFIERS)."""
+  from gan_jax.metrics.features import CLASSIFIERS
+  return IMAGE_METRICS + (("class_spread",) if config.eval.extractor in CLASSIFIERS else ())
 
 
 def eval_keys(config) -> tuple[str, ...]:
-  return TOY_KEYS if config.data.source == "toy" else IMAGE_KEYS
+  if config.data.source == "toy":
+    return TOY_KEYS
+  return IMAGE_KEYS + (CLASS_KEYS if "class_spread" in image_metrics(config) else ())
 
 
 def generate(sample_fn, n: int, z_dim: int, seed: int, batch_size: int = 500) -> np.ndarray:
@@ -84,7 +96,7 @@ class Evaluator:
       # scored as the images G's samples are written (writers.py, sample.py):
       # clipped to [-1, 1], which a linear output (model.g_output) can leave
       feats, logits = self.extract(np.clip(fake, -1.0, 1.0))
-      out = metrics.compute(IMAGE_METRICS, self.real_feats, feats,
+      out = metrics.compute(image_metrics(self.config), self.real_feats, feats,
                             real_logits=self.real_logits, fake_logits=logits, rng=e.seed)
     return {f"eval/{k}": float(v) for k, v in out.items()}
 
@@ -143,7 +155,7 @@ def real_vs_real(config, dataset_images: np.ndarray) -> tuple[dict, tuple[int, i
   x = real_images(dataset_images, a + b, seed=config.eval.seed)
   fa, la = extract(x[:a])
   fb, lb = extract(x[a:a + b])
-  out = metrics.compute(IMAGE_METRICS, fa, fb, real_logits=la, fake_logits=lb,
+  out = metrics.compute(image_metrics(config), fa, fb, real_logits=la, fake_logits=lb,
                         rng=config.eval.seed)
   return {f"eval/{k}": float(v) for k, v in out.items()}, (a, b)
 

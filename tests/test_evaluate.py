@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from gan_jax import checkpoint, data, metrics
-from gan_jax.evaluate import IMAGE_KEYS, Evaluator, generate, real_images, real_vs_real
+from gan_jax.config import from_dict
+from gan_jax.evaluate import IMAGE_KEYS, Evaluator, eval_keys, generate, real_images, real_vs_real
 from gan_jax.train import train_and_evaluate
 from conftest import REPO, edit_saved_configs, tiny_config
 
@@ -68,8 +69,9 @@ def test_evaluate_script_with_floor_and_untrained_baseline(run, tmp_path):
   # (same generator, latents and real set), so the two paths stay wired alike
   rows = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
   row = next(r for r in rows if r["step"] == 8 and "eval/fid" in r)
-  assert set(res["metrics"]) == set(IMAGE_KEYS)
-  for k in IMAGE_KEYS:
+  keys = eval_keys(from_dict(json.loads((run / "config.json").read_text())))
+  assert set(res["metrics"]) == set(keys) > set(IMAGE_KEYS)  # the LeNet adds class spread
+  for k in keys:
     assert res["metrics"][k] == pytest.approx(row[k], rel=1e-4, abs=1e-6), k
   assert init.returncode == 0, init.stderr[-2000:]
   res0 = json.loads((run / "eval" / "step_init.json").read_text())
@@ -118,8 +120,8 @@ def test_evaluator_on_real_images_is_the_real_vs_real_floor(digits_eval):
   np.testing.assert_array_equal(ev.extract(x[:200])[0], ev.real_feats)  # the eval's real set
   out = ev(lambda z: x[200:400], 8)
   floor, sizes = real_vs_real(c, images)
-  assert sizes == (200, 200) and set(out) == set(floor) == set(IMAGE_KEYS)
-  for k in IMAGE_KEYS:
+  assert sizes == (200, 200) and set(out) == set(floor) == set(eval_keys(c))
+  for k in eval_keys(c):
     assert out[k] == pytest.approx(floor[k], rel=1e-6, abs=1e-9), k
   is_fake = metrics.inception_score(ev.extract(x[200:400])[1])
   is_real = metrics.inception_score(ev.real_logits)

@@ -361,3 +361,21 @@ def test_registry_compute_and_unknown_name():
     metrics.get("x")
   with pytest.raises(ValueError, match="fake_logits"):
     metrics.compute("is", real, fake)
+
+
+def test_class_spread_counts_arg_max_classes():
+  logits = np.full((8, 4), -1.0)
+  logits[np.arange(8), [0, 0, 0, 0, 1, 1, 3, 3]] = 2.0  # class 2 never wins
+  np.testing.assert_allclose(metrics.class_fractions(logits), [0.5, 0.25, 0.0, 0.25])
+  assert metrics.class_spread(logits) == {"class_min": 0.0, "class_max": 0.5}
+  out = metrics.compute("class_spread", fake_logits=logits)
+  assert out == {"class_min": 0.0, "class_max": 0.5}
+
+
+def test_class_spread_refuses_bad_logits():
+  with pytest.raises(ValueError, match="needs fake_logits"):
+    metrics.compute("class_spread", np.zeros((4, 2)), np.zeros((4, 2)))
+  with pytest.raises(ValueError, match="NaN"):
+    metrics.class_spread(np.array([[0.0, np.nan]]))
+  with pytest.raises(ValueError, match="shape"):
+    metrics.class_spread(np.zeros((0, 10)))

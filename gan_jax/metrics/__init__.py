@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 
+from gan_jax.metrics.classes import class_fractions, class_spread
 from gan_jax.metrics.fid import feature_stats, fid, frechet_distance
 from gan_jax.metrics.inception_score import inception_score
 from gan_jax.metrics.kid import kid, mmd2_unbiased
@@ -34,6 +35,12 @@ def _is(real_feats, fake_feats, *, fake_logits=None, **_) -> dict[str, float]:
   return {"is": mean, "is_std": std}
 
 
+def _classes(real_feats, fake_feats, *, fake_logits=None, **_) -> dict[str, float]:
+  if fake_logits is None:
+    raise ValueError("metric 'class_spread' needs fake_logits")
+  return class_spread(fake_logits)
+
+
 def _pr(real_feats, fake_feats, **_) -> dict[str, float]:
   return prdc(real_feats, fake_feats, k_dc=None)
 
@@ -50,6 +57,7 @@ METRICS: dict[str, MetricFn] = {
     "fid": _fid,
     "kid": _kid,
     "is": _is,
+    "class_spread": _classes,
     "precision_recall": _pr,
     "density_coverage": _dc,
     "prdc": _prdc,
@@ -83,6 +91,7 @@ def compute(names: str | Iterable[str], real_feats=None, fake_feats=None, *,
   return out
 
 
-__all__ = ["METRICS", "compute", "get", "feature_stats", "frechet_distance", "fid", "kid",
+__all__ = ["METRICS", "compute", "get", "class_fractions", "class_spread", "feature_stats",
+           "frechet_distance", "fid", "kid",
            "mmd2_unbiased", "inception_score", "prdc", "precision_recall",
            "density_coverage", "knn_radii"]

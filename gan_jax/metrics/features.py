@@ -91,6 +91,9 @@ def lenet_mnist(weights: str = LENET_WEIGHTS, batch_size: int = 1000):
 
 
 EXTRACTORS = {"lenet_mnist": lenet_mnist}
+# Extractors whose logits are the classes of the data they score (the ten
+# digits), so the evaluation also reports the class spread (metrics/classes.py).
+CLASSIFIERS = ("lenet_mnist",)
 
 
 @functools.lru_cache(maxsize=None)
