@@ -43,13 +43,15 @@ def plot_grid(images, ncols: int | None = None, title: str | None = None,
   return fig
 
 
-TRAIN_PANELS = {"losses": ("d_loss", "g_loss"), "D outputs": ("d_real", "d_fake")}
+TRAIN_PANELS = {"losses": ("d_loss", "g_loss"), "D outputs": ("d_real", "d_fake"),
+                "gradient norms": ("d_grad_norm", "g_grad_norm")}
 
 
 def plot_curves(metrics, which: str = "all", panels: dict | None = None,
                 title: str | None = None):
   """Metrics (a DataFrame with a 'step' column) against step. `which`:
-  'train' (losses; mean D(x) and D(G(z))), 'eval' (one panel per eval/*
+  'train' (losses; mean D(x) and D(G(z)); the norms of D's and G's averaged
+  gradients, where the run logged them), 'eval' (one panel per eval/*
   metric, with a +-std band where an eval/*_std column exists) or 'all'; or
   explicit `panels` ({panel title: [columns]}). Infinite values (a toy run's
   eval/reverse_kl when a mode gets no sample) cannot be drawn: the panel's

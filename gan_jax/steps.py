@@ -83,7 +83,7 @@ def d_step(state: TrainState, real, z, *, G, D, d_tx, loss: str):
   grads = jax.lax.pmean(grads, AXIS)
   updates, d_opt = d_tx.update(grads, state.d_opt, state.d_params)
   metrics = {"d_loss": l, "d_real": jnp.mean(jax.nn.sigmoid(rl)),
-             "d_fake": jnp.mean(jax.nn.sigmoid(fl))}
+             "d_fake": jnp.mean(jax.nn.sigmoid(fl)), "d_grad_norm": optax.global_norm(grads)}
   return (state.replace(d_params=optax.apply_updates(state.d_params, updates),
                         d_stats=stats, d_opt=d_opt), jax.lax.pmean(metrics, AXIS))
 
@@ -100,8 +100,11 @@ def g_step(state: TrainState, z, *, G, D, g_tx, loss: str):
   (l, g_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(_per_device(state.g_params))
   grads = jax.lax.pmean(grads, AXIS)
   updates, g_opt = g_tx.update(grads, state.g_opt, state.g_params)
+  # the norm of the averaged gradient, as the update sees it: a saturating loss
+  # shows here first (the minimax G gets almost none while D wins)
+  metrics = {"g_loss": jax.lax.pmean(l, AXIS), "g_grad_norm": optax.global_norm(grads)}
   return (state.replace(g_params=optax.apply_updates(state.g_params, updates),
-                        g_stats=g_stats, g_opt=g_opt), {"g_loss": jax.lax.pmean(l, AXIS)})
+                        g_stats=g_stats, g_opt=g_opt), metrics)
 
 
 def train_steps(state: TrainState, images_u8, *, config, G, D, g_tx, d_tx,
