@@ -232,7 +232,9 @@ TORCH_TWINS = (("model.name", ("dcgan", "mlp"), None),
                ("train.compute_dtype", ("float32",), None),
                ("train.lr_decay", ("none",), "none"),
                ("model.g_output", ("tanh",), "tanh"),
-               ("model.d_pack", (1,), 1))
+               ("model.d_pack", (1,), 1),
+               ("model.g_norm", ("none",), "none"),
+               ("model.g_activation", ("relu",), "relu"))
 
 
 def check_compare(config) -> None:

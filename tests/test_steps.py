@@ -74,10 +74,13 @@ def test_d_steps_makes_that_many_d_updates_per_g_update():
   assert metrics["d_loss"].shape == (2,)
 
 
-@pytest.mark.parametrize("model", ["dcgan", "mlp"])
+# mlp_batchnorm: the MNIST MLP GAN's generator, BatchNorm statistics over the devices
+@pytest.mark.parametrize("model", ["dcgan", "mlp", "mlp_batchnorm"])
 def test_one_device_and_four_devices_give_the_same_trajectory(model):
   assert jax.device_count() == 4, "conftest sets JAX_NUM_CPU_DEVICES=4"
-  config = tiny_config(**{"model.name": model, "train.d_steps": 2})
+  config = tiny_config(**{"model.name": model.split("_")[0], "train.d_steps": 2})
+  if model == "mlp_batchnorm":
+    config.model.g_norm, config.model.g_activation = "batchnorm", "leaky_relu"
   runs = []
   for devices in (jax.devices()[:1], jax.devices()):
     mesh, G, D, g_tx, d_tx, state, images = _setup(config, devices)
