@@ -19,7 +19,7 @@ def _load(path: pathlib.Path):
 
 def test_the_issue_configs_exist():
   names = {p.stem for p in EXPERIMENTS}
-  assert {"mnist", "mnist_mlp", "fashion_mnist", "pokemon", "digits", "toy_ring",
+  assert {"mnist", "mnist_mlp", "mnist_mlp_minimax", "fashion_mnist", "pokemon", "digits", "toy_ring",
           "toy_grid"} <= names
 
 
@@ -44,7 +44,10 @@ DEFINING = {
     "mnist": {"data.source": "tfds", "data.name": "mnist", "data.image_size": 28,
               "data.channels": 1, "model.name": "dcgan", "train.loss": "non_saturating",
               "train.b1": 0.5, "train.batch_size": 64},
-    "mnist_mlp": {"model.name": "mlp", "train.loss": "minimax", "data.name": "mnist"},
+    "mnist_mlp": {"model.name": "mlp", "train.loss": "non_saturating", "data.name": "mnist",
+                  "model.g_norm": "batchnorm", "model.d_hidden": (512, 256)},
+    "mnist_mlp_minimax": {"model.name": "mlp", "train.loss": "minimax", "data.name": "mnist",
+                          "model.g_norm": "batchnorm", "model.d_hidden": (512, 256)},
     "fashion_mnist": {"data.source": "tfds", "data.name": "fashion_mnist",
                       "model.name": "dcgan"},
     "pokemon": {"data.source": "folder", "data.image_size": 64, "data.channels": 3,
