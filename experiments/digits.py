@@ -1,12 +1,13 @@
 """Offline quickstart: DCGAN on scikit-learn's 1,797 real 8x8 handwritten digits.
 
-Needs no download (the digits ship inside scikit-learn):
+The digits ship inside scikit-learn, so nothing is downloaded:
 
   python -m gan_jax.main --config=experiments/digits.py --workdir=/tmp/gan_digits
 
-Expect 15-40 s on a 2-core CPU for 3,000 steps (17 s idle, 2026-11-26).
-`samples/step_00003000.png` shows 64 coarse 8x8 digits, many legible (0, 2, 4,
-6, 7), some smudged; D(x) and D(G(z)) settle near 0.50 and 0.49.
+Expect 3,000 steps in 15-40 s on 2 CPU cores (17-25 s when nothing else runs; not
+measured on a GPU). D(x) and D(G(z)) settle near 0.5. samples/step_00003000.png shows
+64 blocky white-on-black digits: some legible (0, 1, 2, 5, 6, 7, 9), most digit-like
+strokes (docs/digits.png is that grid).
 """
 from gan_jax.config import base_config
 

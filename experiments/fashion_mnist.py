@@ -3,7 +3,9 @@
   python -m gan_jax.main --config=experiments/fashion_mnist.py --workdir=/tmp/fmnist
 
 TFDS must be able to prepare `fashion_mnist` (internet once, or
---config.data.data_dir=DIR pointing at a prepared copy). Same speed as mnist.py.
+--config.data.data_dir=DIR pointing at a prepared copy). The model and step are those
+of mnist.py, so the step runs at its speed (~15 steps/s on 2 idle CPU cores). The
+10,000-step run, its time and its FID are not measured.
 """
 from gan_jax.config import base_config
 

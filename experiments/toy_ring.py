@@ -3,17 +3,14 @@
   python -m gan_jax.main --config=experiments/toy_ring.py --workdir=/tmp/ring
 
 The setting of the Unrolled GAN / VEEGAN / PacGAN papers: MLP G and D, the
-non-saturating loss, 2,500 generated points per evaluation. Logs eval/modes
-(modes with >= 20 of 2,500 samples within 3 std), eval/hq_fraction (samples
-within 3 std of a mode) and eval/reverse_kl, and writes
-eval/scatter_{step:08d}.png at every evaluation.
+non-saturating loss, D judging pairs of samples (PacGAN, model.d_pack=2), learning rates
+decaying linearly to 0 over 40,000 steps. Every 5,000 steps it logs eval/modes (modes
+with >= 20 of 2,500 samples within 3 std), eval/hq_fraction (samples within 3 std of a
+mode) and eval/reverse_kl, and writes eval/scatter_{step:08d}.png.
 
-D judges pairs of samples (PacGAN, model.d_pack=2) and the learning rates
-decay linearly to 0. Measured on the 2-core CPU while other jobs shared it
-(40,000 steps): seeds 0/1/2 reached 8/8 modes with 90.8%/91.4%/93.5%
-high-quality samples in 3m57s/5m14s/4m27s (README table). With d_pack=1 (a
-plain GAN) our sweep stalled at 6/8 modes, as the papers report for their
-unpacked baselines.
+Expect 4-5 minutes on 2 CPU cores (not measured on a GPU) and 8/8 modes with 91-94%
+high-quality samples (seeds 0-2). With --config.model.d_pack=1 (a plain GAN) the run
+stalled at 6/8 modes, as the papers report for their unpacked baselines.
 """
 from gan_jax.config import base_config
 

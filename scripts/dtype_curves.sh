@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# bfloat16 against float32 training curves (BENCHMARKS.md, "bfloat16 against
-# float32"; issue 5, item 4), on whatever backend JAX finds:
+# bfloat16 against float32 training curves (BENCHMARKS.md, "Training curves:
+# bfloat16 against float32"), on whatever backend JAX finds:
 #
 #   bash scripts/dtype_curves.sh OUT_DIR [MNIST_IDX_FOLDER]
 #
 # Trains experiments/mnist.py on the 10,000-digit MNIST test set in IDX files
 # (default ../shared/data/mnist) once per dtype and seed, one run at a time,
-# into OUT_DIR/DTYPE_seedS, with the protocol of the CPU table in
-# BENCHMARKS.md: NUM_STEPS (2000) steps, evaluation (FID/KID/IS/precision/
+# into OUT_DIR/DTYPE_seedS, with the protocol of that BENCHMARKS.md
+# section: NUM_STEPS (2000) steps, evaluation (FID/KID/IS/precision/
 # recall on LeNet features) every EVAL_EVERY (1000) steps, losses logged every
 # 50. Then prints one line per run: the mean d_loss / g_loss / D(x) / D(G(z))
 # over the logged steps of the second and fourth quarter of the run, and every
@@ -18,9 +18,7 @@
 # Environment: PYTHON (python3), SEEDS ("0 1"), DTYPES ("float32 bfloat16"),
 # NUM_STEPS, EVAL_EVERY, DEADLINE_S (no run starts after this many seconds;
 # default: none), EXTRA (more gan_jax.main flags for every run). A 2,000-step
-# run took 159-162 s on this project's 2-core CPU (229 s before the CPU changes
-# of 2026-11-26) and 30-34 s on an H100
-# (BENCHMARKS.md).
+# run takes about 160 s on a 2-core CPU and 30-34 s on an H100 (BENCHMARKS.md).
 set -u
 out=${1:?usage: bash scripts/dtype_curves.sh OUT_DIR [MNIST_IDX_FOLDER]}
 data=${2:-../shared/data/mnist}

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU measurements of BENCHMARKS.md ("GPU") in one call on a lent device:
+# The GPU measurements of BENCHMARKS.md ("NVIDIA H100", "NVIDIA H200"):
 #
 #   bash scripts/gpu_bench.sh OUT_DIR
 #
@@ -9,8 +9,8 @@
 # (b*_k10_eager_cl), JAX alone in bfloat16 (b*_k10_bf16), JAX alone and then
 # 50 steps traced with jax.profiler (b*_k10_profile: the Perfetto trace is
 # copied to OUT_DIR/trace_bB.json.gz for scripts/trace_summary.py), and against
-# the same two with the autodiffed transposed convolution, the GPU default
-# before 2026-11-26's ninth session (model.upsample=transpose: b*_k10_eager_tr,
+# the same two with the autodiffed transposed convolution, the earlier GPU
+# default (model.upsample=transpose: b*_k10_eager_tr,
 # b*_k10_profile_tr, trace to OUT_DIR/trace_bB_tr.json.gz), JAX alone at
 # batch 64 with 1, 10, 50 and 100 steps per call and 200 steps traced at 50
 # (b64_k*_jax, b64_k50_profile: is the step bound by the host?), JAX alone
@@ -25,9 +25,9 @@
 # (eager and bf16 runs 12-51 s each, with torch.compile 33-71 s). On an H100
 # the channels-last runs took 30-33 s and the profile runs 9-11 s;
 # max-autotune took 157 s at batch 64 (128 s of it torch's compilation) and
-# 301 s at batch 256 (tenth session, alone in its call; earlier limits of 84
-# and 193 s cut it). So the whole set needs more than one 10-minute call:
-# choose with RUNS, e.g. RUNS=b256_k10_compile_ma DEADLINE_S=420 alone. The
+# 301 s at batch 256 (limits of 84 and 193 s cut it). So the whole set takes
+# well over 10 minutes: choose with RUNS, e.g. RUNS=b256_k10_compile_ma
+# DEADLINE_S=420 alone. The
 # before/after of the up-convolution (216 s on an H100, with the runs then
 # named *_twg):
 #   RUNS="b64_k10_eager b64_k10_eager_tr b256_k10_eager b256_k10_eager_tr

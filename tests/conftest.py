@@ -7,7 +7,7 @@ import tempfile
 os.environ.setdefault("JAX_NUM_CPU_DEVICES", "4")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 # One persistent compilation cache for this process and every subprocess the
-# tests start (they inherit os.environ): a program compiled once in a session,
+# tests start (they inherit os.environ): a program compiled once in a test run,
 # in-process or by a script, is read back after that instead of compiled again.
 # Tests recompile the same programs often (each make_train_fn is a new jit;
 # scripts rerun on the same tiny configs), so a fresh CI run, whose cache

@@ -403,7 +403,7 @@ def test_channels_last_twin_takes_the_same_steps():
 
 
 def test_gpu_bench_script_runs_the_named_runs_and_tabulates(tmp_path):
-  # scripts/gpu_bench.sh is what a lent GPU runs; here its JAX-only runs on a
+  # scripts/gpu_bench.sh is what a GPU machine runs; here its JAX-only runs on a
   # tiny model, selected by RUNS, must each leave one JSON row and a table line.
   env = {**os.environ, "PYTHON": sys.executable, "STEPS": "2", "ROUNDS": "1",
          "RUNS": "b64_k10_bf16 b256_k10_bf16 b64_k10_profile b64_k10_profile_tr b64_k1_jax "

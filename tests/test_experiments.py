@@ -17,7 +17,7 @@ def _load(path: pathlib.Path):
   return module
 
 
-def test_the_issue_configs_exist():
+def test_the_documented_configs_exist():
   names = {p.stem for p in EXPERIMENTS}
   assert {"mnist", "mnist_mlp", "mnist_mlp_minimax", "fashion_mnist", "pokemon", "digits", "toy_ring",
           "toy_grid"} <= names

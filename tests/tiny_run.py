@@ -1,5 +1,5 @@
 """One tiny evaluated DCGAN run on the offline `digits` data, trained once per
-test session (in a subprocess, on 2 fake CPU devices) and shared by
+pytest run (in a subprocess, on 2 fake CPU devices) and shared by
 test_analysis.py, test_scripts_sample_export.py and test_notebook.py: 6 steps,
 checkpoints at 4 and 6, eval rows at 4 and 6. Only read it; copy it to modify."""
 import os
@@ -28,7 +28,7 @@ def env(devices: int = 1) -> dict:
 
 
 def trained_run(tmp_path_factory):
-  """The workdir of the shared run (trains it on first use in this session)."""
+  """The workdir of the shared run (trains it on first use in this pytest run)."""
   root = tmp_path_factory.getbasetemp() / "tiny_evaluated_run"
   workdir = root / "run"
   if not (root / "DONE").exists():

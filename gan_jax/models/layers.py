@@ -51,7 +51,8 @@ channels on the image side; G's last layer then ignores ``model.upsample``).
 ``"auto"`` picks ``"transpose_wgrad"`` on CPU and GPU: on XLA:CPU the step ran
 ~9% faster than under ``"subpixel"``, on an H100 1.4x (batch 64) and 2.0x
 (batch 256) faster than under ``"transpose"``. TPUs keep ``"transpose"`` until
-``"transpose_wgrad"`` is measured there. Timings: BENCHMARKS.md.
+``"transpose_wgrad"`` is measured there. Timings: BENCHMARKS.md, "Why the
+defaults are what they are".
 """
 from __future__ import annotations
 
@@ -222,19 +223,16 @@ def conv_transpose_wgrad(x: jax.Array, w: jax.Array) -> jax.Array:
 
 # ---------------------------------------------------------------------------
 # Patch dots: parts of the k4-s2-p1 convolutions as dots over gathered 4x4
-# patches, where XLA:CPU's convolution measured slower (BENCHMARKS.md, MNIST
-# DCGAN at batch 64 on 2 cores):
+# patches, where XLA:CPU's own convolution is slower:
 # * the transposed convolution that is a strided convolution's input gradient
 #   (lhs-dilated in XLA): one dot gives each pixel of dy its 4x4 window of
-#   input-gradient contributions, which are then overlap-added. 4.3 against
-#   5.2 ms for D's 64->128 layer alone; the step ran 4% faster at batch 64, 17%
-#   at batch 256 and 15% on 64x64 RGB;
+#   input-gradient contributions, which are then overlap-added;
 # * layers with 1 or 3 image channels (D's first, G's last), whose forward and
-#   input gradient have only 16 or 48 taps x channels: XLA's convolution ran
-#   them at ~30 GFLOP/s (0.6-0.9 ms for D's 1->64 layer), the dots in 0.2-0.3
-#   ms; the step ran 5% faster.
-# Weight gradients stay XLA's convolution, which beat the patch form; so do
-# the forwards of the wide layers (XLA 4.1 against 7.1 ms for D's 64->128).
+#   input gradient have only 16 or 48 taps x channels, which XLA:CPU's
+#   convolution runs at a fraction of its usual rate.
+# Weight gradients stay XLA's convolutions, which beat the patch form; so do
+# the forwards of the wide layers. Timings: BENCHMARKS.md, "Why the defaults
+# are what they are".
 
 PATCH_DOTS = ("auto", "on", "off")
 # A layer whose image side has at most this many channels is an image layer.
@@ -242,8 +240,8 @@ IMAGE_MAX_CHANNELS = 4
 
 
 def resolve_patch_dots(setting: str, backend: str | None = None) -> bool:
-  """'auto' -> on for CPU (measured faster there), off elsewhere (GPU and TPU
-  run cuDNN / their own convolutions; not measured)."""
+  """'auto' -> on for CPU (measured faster there), off elsewhere (on an H100
+  they lost 5% at batch 256; TPUs are not measured)."""
   if setting == "auto":
     return (backend or jax.default_backend()) == "cpu"
   return setting == "on"

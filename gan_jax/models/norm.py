@@ -9,9 +9,7 @@ computes its statistics and their gradients:
   C / 64 blocks while the rows fit its race-free bound (32 x 128 = 4,096 rows,
   `ReductionDimensionRaceFreeBound` in openxla/xla's reduction_utils.cc). For
   the DCGAN's 7x7x128 BatchNorms at batch 64 (3,136 rows) that is 2 of an
-  H100's 132 SMs: an HLO dump of the H100 step matched the 2-block kernels of
-  its trace (29% of the kernel time at batch 64) to the forward and backward
-  sums of D's and G's ``BatchNorm_0`` (BENCHMARKS.md).
+  H100's 132 SMs.
 * ``"two_stage"``: the same function and parameters with every per-channel
   sum taken in two passes, first per example over its pixels (N x C results,
   many blocks), then over the batch, with an `optimization_barrier` between so
@@ -23,21 +21,11 @@ computes its statistics and their gradients:
 * ``"auto"``: on GPUs, ``"two_stage"`` for the layers whose per-device row
   count N*H*W is at most TWO_STAGE_MAX_ROWS (XLA's race-free bound, where it
   reduces in one pass on C / 64 blocks) and ``"flax"`` for the others, whose
-  sums XLA already splits; ``"flax"`` on CPUs and TPUs. Measured on an H100
-  (BENCHMARKS.md, fourteenth session), with ``"two_stage"`` at every layer
-  against ``"flax"``: the batch-64 step ran 14-24% faster (its kernels' busy
-  time fell from 661 to 494 us, the 2-block kernels gone), the batch-256 step
-  2.6% slower (its 7x7 layers have 12,544 rows). The per-layer rule gives the
-  batch-256 step flax's program and the batch-64 step the two-stage sums at its
-  7x7x128 layers, where all of the 2-block kernels were. Timed on an H200
-  (fifteenth session), that rule ran the batch-64 step 4-15% faster than
-  ``"flax"``, and ``"two_stage"`` at every layer 8-32% faster: two stages also
-  pay at G's 14x14x64 layer (12,544 rows), above the bound. A bound between
-  12,544 and 50,175 rows would fit every shape measured, but it would give
-  batch 256 two stages at its 7x7x128 layers, a program not yet timed, so the
-  bound stays at 4,096 until it is; at batch 64 or less on a GPU, set
-  ``"two_stage"``. On this project's 2-core CPU ``"two_stage"`` made the step
-  about 6% slower.
+  sums XLA already splits; ``"flax"`` on CPUs (where two stages made the step
+  about 6% slower) and TPUs (not measured). At batch 64 on a GPU, ``"two_stage"`` at every layer is
+  faster still: two stages also pay at G's 14x14x64 layer (12,544 rows), above
+  the bound, which stays until a higher one is timed at batch 256. Timings:
+  BENCHMARKS.md, "Why the defaults are what they are".
 
 Both compute the biased batch variance as E[x^2] - E[x]^2 in float32 (flax's
 ``use_fast_variance``), average the statistics over ``axis_name`` with
