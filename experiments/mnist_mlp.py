@@ -1,12 +1,18 @@
-"""The MLP GAN of Goodfellow et al. 2014 on MNIST, with the non-saturating loss.
+"""The MLP GAN of Goodfellow et al. 2014 on MNIST, non-saturating loss (the paper's Sec. 3).
 
   python -m gan_jax.main --config=experiments/mnist_mlp.py --workdir=/tmp/mlp \
-    --config.data.source=idx --config.data.split=test --config.data.path=../shared/data/mnist
+    --config.data.source=idx --config.data.split=test --config.data.path=../shared/data/mnist \
+    --config.eval.every=2500
 
-MLP G and D, no convolutions. G: 100 -> 256 -> 512 -> 1024 -> 784, each hidden
-layer Dense + BatchNorm + LeakyReLU(0.2), tanh out. D: 784 -> 512 -> 256 -> 1,
-LeakyReLU(0.2). This is the vanilla GAN of PyTorch-GAN (eriklindernoren,
-implementations/gan/gan.py). Expected: RESULTS_PENDING
+MLP G and D, no convolutions: G 100-256-512-1024-784 with BatchNorm and
+LeakyReLU(0.2), tanh out; D 784-512-256-1 with LeakyReLU(0.2), as PyTorch-GAN's
+vanilla GAN (gan_jax/models/mlp.py says why: without BatchNorm in G, D wins
+and G collapses). Expected, measured on the 10,000 MNIST test digits, seeds
+0/1: LeNet FID 75.6/83.0 at 5,000 steps and 37.7/42.1 at 10,000 (1,000 vs
+1,000; real-vs-real floor 7.1); every digit class holds 6-15% of samples
+(eval/class_min, eval/class_max). The grid at 10,000 steps: varied digits,
+most legible, with salt-noise speckles and some malformed strokes. 10,000 steps
+took 7-9 min on 2 CPU cores shared with other jobs (22-37 steps/s).
 """
 from gan_jax.config import base_config
 

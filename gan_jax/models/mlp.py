@@ -1,8 +1,29 @@
-"""The original MLP GAN of Goodfellow et al. 2014 ("Generative Adversarial Nets").
+"""The MLP GAN of Goodfellow et al. 2014 ("Generative Adversarial Nets").
 
-G: z -> ReLU MLP -> tanh image. D: LeakyReLU(0.2) MLP -> one logit, so that
-D(x) = sigmoid(logit). (The paper used maxout and dropout in D; LeakyReLU is the
-common modern substitute.)
+G: z -> Dense MLP -> tanh image (`output="linear"` for the 2-D toy points).
+D: LeakyReLU(0.2) MLP -> one logit, D(x) = sigmoid(logit). (The paper used
+maxout and dropout in D; LeakyReLU is the common modern substitute.)
+
+`norm="batchnorm"` puts BatchNorm (Ioffe & Szegedy 2015) after each hidden
+Dense of G (its bias dropped), as PyTorch-GAN's vanilla GAN does
+(eriklindernoren, implementations/gan/gan.py, with LeakyReLU(0.2)); the MNIST
+experiments use it, with `activation="leaky_relu"` and a 512-256 D.
+
+Why (measured on the 10,000 MNIST test digits, seed 0; LeNet FID of 1,000
+samples against 1,000 digits, floor 7.1; class shares by the LeNet;
+docs/mlp_gan_curves.png plots the curves):
+* A ReLU G without normalisation against a 1024-512-256 D loses. With the
+  minimax loss D wins by step 1,000 (D(x) 0.998, D(G(z)) 0.0035), G's gradient
+  norm falls from 1.1 to 0.06 (2e-4 by step 3,500), and G emits one speckled
+  blob: FID 1,273 at 5,000 steps. With the non-saturating loss G keeps its
+  gradient (norm 4 to 18) but chases D: 97.6% of samples in one class, FID
+  1,124 at 5,000 steps.
+* BatchNorm + LeakyReLU in G alone (same D, non-saturating): digits, but D
+  still gains (D(x) 0.74, D(G(z)) 0.26 at 5,000 steps): FID 133 at 5,000
+  steps, digit 0 at 0.8% of samples.
+* With the 512-256 D as well, D(x) and D(G(z)) stay near 0.55 and 0.45 and
+  both losses learn: FID 37.7 (non-saturating) and 25.4 (minimax) at 10,000
+  steps, seed 1 42.1 and 32.3, every class between 6% and 15% of samples.
 """
 from __future__ import annotations
 
