@@ -184,7 +184,8 @@ def test_plots_return_figures(run, tmp_path):
           "eval": analysis.plot_curves(run.metrics, "eval"),
           "none": analysis.plot_curves(run.metrics[["step", "d_loss"]], "eval"),
           "nn": analysis.plot_neighbors(x[:2], run.real_images(50), idx, dist)}
-  assert len(figs["curves"].axes) == 2 + len(
+  # losses, D outputs, gradient norms, then one panel per eval metric
+  assert len(figs["curves"].axes) == 3 + len(
       [c for c in run.metrics.columns if c.startswith("eval/") and not c.endswith("_std")])
   for name, fig in figs.items():
     assert isinstance(fig, Figure)
