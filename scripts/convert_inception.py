@@ -34,9 +34,18 @@ def fail(message: str) -> None:
   sys.exit(1)
 
 
+class Parser(argparse.ArgumentParser):
+  def error(self, message):  # one line, not usage + message
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
 def default_source() -> str | None:
   """The package's weights file, found without importing the package."""
-  spec = importlib.util.find_spec(PACKAGE)
+  try:
+    spec = importlib.util.find_spec(PACKAGE)
+  except (ImportError, ValueError):
+    spec = None
   if spec is None or not spec.submodule_search_locations:
     return None
   return os.path.join(list(spec.submodule_search_locations)[0], MODEL_FILE)
@@ -98,21 +107,22 @@ def compare(net, variables, n: int = 2) -> float:
 
 
 def main(argv=None) -> int:
-  p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  p = Parser(description=__doc__.splitlines()[0])
   p.add_argument("--out", default=None, help="output file (default: the cache folder's)")
   p.add_argument("--source", default=None, help=f"TorchScript file (default: {PACKAGE}'s)")
   args = p.parse_args(argv)
   out = args.out or inception.weights_path()
-  if importlib.util.find_spec("torch") is None:
-    fail(f"scripts/convert_inception.py needs torch while it runs: {INSTALL}")
-  source = args.source or default_source()
-  if source is None:
-    fail(f"{PACKAGE} is not installed; --source=FILE names its {MODEL_FILE}, or {INSTALL}")
-  if not os.path.isfile(source):
-    fail(f"--source={source!r} is not a file; pass the TorchScript {MODEL_FILE}")
   if os.path.isdir(out):
     fail(f"--out={out!r} is a folder; pass a file path such as {out}/{inception.WEIGHTS_FILE}")
-  import torch
+  if args.source is not None and not os.path.isfile(args.source):
+    fail(f"--source={args.source!r} is not a file; pass the TorchScript {MODEL_FILE}")
+  try:
+    import torch
+  except ImportError:
+    fail(f"scripts/convert_inception.py needs torch while it runs: {INSTALL}")
+  source = args.source or default_source()
+  if source is None or not os.path.isfile(source):
+    fail(f"{PACKAGE} and its {MODEL_FILE} are not installed: {INSTALL}, or pass --source=FILE")
   from gan_jax.metrics.features import save_params
   net = torch.jit.load(source, map_location="cpu").eval()
   variables = to_flax(net.state_dict())
