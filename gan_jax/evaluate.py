@@ -20,7 +20,7 @@ import numpy as np
 from gan_jax import metrics
 from gan_jax.data.toy import mixture
 from gan_jax.files import atomic_write
-from gan_jax.metrics.features import get_extractor
+from gan_jax.metrics.features import NO_LOGITS, get_extractor
 from gan_jax.metrics.modes import mode_metrics
 
 IMAGE_METRICS = ("fid", "kid", "is", "precision_recall", "density_coverage")
@@ -31,7 +31,16 @@ TOY_KEYS = ("eval/modes", "eval/hq_fraction", "eval/reverse_kl")
 
 
 def eval_keys(config) -> tuple[str, ...]:
-  return TOY_KEYS if config.data.source == "toy" else IMAGE_KEYS
+  if config.data.source == "toy":
+    return TOY_KEYS
+  if config.eval.extractor in NO_LOGITS:  # no Inception Score
+    return tuple(k for k in IMAGE_KEYS if k not in ("eval/is", "eval/is_std"))
+  return IMAGE_KEYS
+
+
+def image_metrics(logits) -> tuple[str, ...]:
+  """IMAGE_METRICS, less the Inception Score when the extractor gave no logits."""
+  return IMAGE_METRICS if logits is not None else tuple(m for m in IMAGE_METRICS if m != "is")
 
 
 def generate(sample_fn, n: int, z_dim: int, seed: int, batch_size: int = 500) -> np.ndarray:
@@ -84,7 +93,7 @@ class Evaluator:
       # scored as the images G's samples are written (writers.py, sample.py):
       # clipped to [-1, 1], which a linear output (model.g_output) can leave
       feats, logits = self.extract(np.clip(fake, -1.0, 1.0))
-      out = metrics.compute(IMAGE_METRICS, self.real_feats, feats,
+      out = metrics.compute(image_metrics(logits), self.real_feats, feats,
                             real_logits=self.real_logits, fake_logits=logits, rng=e.seed)
     return {f"eval/{k}": float(v) for k, v in out.items()}
 
@@ -143,7 +152,7 @@ def real_vs_real(config, dataset_images: np.ndarray) -> tuple[dict, tuple[int, i
   x = real_images(dataset_images, a + b, seed=config.eval.seed)
   fa, la = extract(x[:a])
   fb, lb = extract(x[a:a + b])
-  out = metrics.compute(IMAGE_METRICS, fa, fb, real_logits=la, fake_logits=lb,
+  out = metrics.compute(image_metrics(lb), fa, fb, real_logits=la, fake_logits=lb,
                         rng=config.eval.seed)
   return {f"eval/{k}": float(v) for k, v in out.items()}, (a, b)
 
