@@ -118,17 +118,7 @@ def validate(config, num_devices: int = 1, data_files: bool = True) -> None:
     raise ConfigError(f"config.eval.every={config.eval.every} must be 0 (off) or a positive "
                       f"multiple of config.train.steps_per_call={config.train.steps_per_call}")
   if config.eval.every:
-    from gan_jax.evaluate import eval_keys  # no TensorFlow, no weights loaded
-    from gan_jax.metrics.features import EXTRACTORS
-    if config.data.source != "toy":
-      _choice("eval.extractor", config.eval.extractor, EXTRACTORS)
-      for name in ("eval.num_samples", "eval.num_real"):
-        n = config.eval[name.split(".")[1]]
-        if n and n < MIN_EVAL_SAMPLES:
-          raise ConfigError(f"config.{name}={n} is too small for the image metrics; use at "
-                            f"least {MIN_EVAL_SAMPLES} (density/coverage needs k=5 neighbours)")
-    if config.checkpoint.best_metric:
-      _choice("checkpoint.best_metric", config.checkpoint.best_metric, eval_keys(config))
+    _validate_eval(config)
   if config.train.batch_size % num_devices:
     raise ConfigError(
         f"config.train.batch_size={config.train.batch_size} is not divisible by the "
@@ -158,6 +148,25 @@ def validate(config, num_devices: int = 1, data_files: bool = True) -> None:
                         f"data.source={config.data.source!r} reads its files from one")
     if not os.listdir(path):
       raise ConfigError(f"config.data.path={path!r} is an empty folder")
+
+
+def _validate_eval(config) -> None:
+  """The settings of an evaluating run (eval.every > 0)."""
+  from gan_jax.evaluate import eval_keys  # no TensorFlow, no weights loaded
+  from gan_jax.metrics.features import EXTRACTORS, check_weights
+  if config.data.source != "toy":
+    _choice("eval.extractor", config.eval.extractor, EXTRACTORS)
+    try:  # before training, not at its first evaluation
+      check_weights(config.eval.extractor)
+    except FileNotFoundError as e:
+      raise ConfigError(f"config.eval.extractor={config.eval.extractor!r}: {e}") from None
+    for name in ("eval.num_samples", "eval.num_real"):
+      n = config.eval[name.split(".")[1]]
+      if n and n < MIN_EVAL_SAMPLES:
+        raise ConfigError(f"config.{name}={n} is too small for the image metrics; use at "
+                          f"least {MIN_EVAL_SAMPLES} (density/coverage needs k=5 neighbours)")
+  if config.checkpoint.best_metric:
+    _choice("checkpoint.best_metric", config.checkpoint.best_metric, eval_keys(config))
 
 
 def validate_generator(config) -> None:

@@ -21,7 +21,7 @@ import numpy as np
 from gan_jax import metrics
 from gan_jax.data.toy import mixture
 from gan_jax.files import atomic_write
-from gan_jax.metrics.features import get_extractor
+from gan_jax.metrics.features import CLASSIFIERS, NO_LOGITS, get_extractor
 from gan_jax.metrics.modes import mode_metrics
 
 IMAGE_METRICS = ("fid", "kid", "is", "precision_recall", "density_coverage")
@@ -34,16 +34,22 @@ CLASS_KEYS = ("eval/class_min", "eval/class_max")
 
 
 def image_metrics(config) -> tuple[str, ...]:
-  """The metrics of an image evaluation: class_spread too when eval.extractor
-  is a classifier of the data's classes (features.CLASSIFIERS)."""
-  from gan_jax.metrics.features import CLASSIFIERS
-  return IMAGE_METRICS + (("class_spread",) if config.eval.extractor in CLASSIFIERS else ())
+  """The metrics of an image evaluation: no Inception Score when eval.extractor
+  gives no logits (features.NO_LOGITS), and the class spread too when it is a
+  classifier of the data's classes (features.CLASSIFIERS)."""
+  names = IMAGE_METRICS
+  if config.eval.extractor in NO_LOGITS:
+    names = tuple(m for m in names if m != "is")
+  return names + (("class_spread",) if config.eval.extractor in CLASSIFIERS else ())
 
 
 def eval_keys(config) -> tuple[str, ...]:
   if config.data.source == "toy":
     return TOY_KEYS
-  return IMAGE_KEYS + (CLASS_KEYS if "class_spread" in image_metrics(config) else ())
+  keys = IMAGE_KEYS
+  if config.eval.extractor in NO_LOGITS:  # no Inception Score
+    keys = tuple(k for k in keys if k not in ("eval/is", "eval/is_std"))
+  return keys + (CLASS_KEYS if "class_spread" in image_metrics(config) else ())
 
 
 def generate(sample_fn, n: int, z_dim: int, seed: int, batch_size: int = 500) -> np.ndarray:

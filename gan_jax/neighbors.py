@@ -15,7 +15,7 @@ def _embed(images, space: str, extractor: str, batch_size: int) -> np.ndarray:
   images = images.astype(np.float32)
   if space == "pixel":
     return images.reshape(len(images), -1)
-  if images.shape[-1] != 1:
+  if images.shape[-1] != 1 and extractor == "lenet_mnist":
     raise ValueError(f"space='feature' uses the {extractor} digit classifier and needs "
                      f"grayscale images; these have {images.shape[-1]} channels "
                      "(use space='pixel')")

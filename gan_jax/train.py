@@ -185,7 +185,8 @@ def _train(config, workdir: str, stop: _StopFlag) -> dict:
   if config.eval.every and config.data.source != "toy" and config.data.channels == 3 \
       and config.eval.extractor == "lenet_mnist":
     print("note: eval.extractor='lenet_mnist' is an MNIST digit classifier; on RGB data its "
-          "FID/KID/IS rank runs of this data only", flush=True)
+          "FID/KID/IS rank runs of this data only (eval.extractor='inception_v3' gives FIDs "
+          "comparable with published ones)", flush=True)
 
   os.makedirs(workdir, exist_ok=True)
   cfg_dict = saved_dict(config)

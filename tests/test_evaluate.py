@@ -156,6 +156,20 @@ def test_evaluator_scores_samples_clipped_like_the_written_images(digits_eval):
   assert ev(wide, 4) == ev(lambda z: jnp.clip(wide(z), -1, 1), 4)
 
 
+def test_an_extractor_without_logits_logs_everything_but_the_inception_score(monkeypatch):
+  # inception_v3 gives features and no logits: the evaluation and its floor
+  # leave eval/is out rather than fail
+  import gan_jax.evaluate as evaluate
+  flat = lambda x: (np.asarray(x, np.float32).reshape(len(x), -1), None)
+  monkeypatch.setattr(evaluate, "get_extractor", lambda name: flat)
+  c = tiny_config(**{"eval.num_samples": 20, "eval.extractor": "inception_v3"})
+  images = np.random.default_rng(0).integers(0, 256, (50, 8, 8, 1), dtype=np.uint8)
+  out = Evaluator(c, images)(lambda z: jnp.tanh(jnp.tile(z, (1, 4))).reshape(-1, 8, 8, 1), 2)
+  floor, _ = real_vs_real(c, images)
+  assert set(out) == set(floor) == set(evaluate.eval_keys(c))
+  assert "eval/is" not in out and "eval/fid" in out
+
+
 @pytest.mark.parametrize("overrides,n,message", [
     ({"eval.num_samples": 3}, 100, "config.eval.num_samples=3 is too small for the image "
                                    "metrics; use at least 6"),

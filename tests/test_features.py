@@ -67,8 +67,8 @@ def test_extractor_scales_uint8_images_as_the_data_holds_them():
 
 
 def test_unknown_extractor():
-  with pytest.raises(ValueError, match="valid: lenet_mnist"):
-    get_extractor("inception_v3")
+  with pytest.raises(ValueError, match="valid: inception_v3, lenet_mnist"):
+    get_extractor("inception9")
 
 
 HELD_OUT_CASES = [

@@ -1,16 +1,23 @@
 """Feature extractors for the metrics, selected by name.
 
-`lenet_mnist` is a LeNet-style classifier (LeCun et al. 1998) for 28x28
-grayscale digits, trained by `scripts/train_classifier.py`; its weights ship in
-`gan_jax/metrics/weights/lenet_mnist.msgpack` (flax.serialization msgpack: raw
-arrays, no pickle, no code). The metrics use its penultimate activations as
-features and its logits for the Inception Score, as TF-GAN's `mnist_score` /
-`mnist_frechet_distance` do with their MNIST classifier.
-
 An extractor is `fn(images) -> (features, logits)` on NHWC float images in
 [-1, 1] (or uint8 images in [0, 255], scaled to that); `EXTRACTORS[name]()`
-builds one. Adding an Inception extractor means adding an entry here; the
-metrics do not change.
+builds one, and fails with one message saying how to get its weights when they
+are missing. The metrics do not know which extractor made their features.
+
+* `lenet_mnist`: a LeNet-style classifier (LeCun et al. 1998) for 28x28
+  grayscale digits, trained by `scripts/train_classifier.py`; its weights ship
+  in `gan_jax/metrics/weights/lenet_mnist.msgpack` (flax.serialization msgpack:
+  raw arrays, no pickle, no code). Features: its 128-d penultimate activations;
+  logits: its 10 classes (for the Inception Score), as TF-GAN's `mnist_score` /
+  `mnist_frechet_distance` do with their MNIST classifier. Other image sizes
+  and RGB are resized and averaged to 28x28x1.
+* `inception_v3`: the InceptionV3 of the TensorFlow FID graph
+  (metrics/inception.py), whose 2048-d pool_3 features give FIDs comparable
+  with published ones. Any image size (resized to 299 as the reference does),
+  1 or 3 channels. Its weights are not shipped: `scripts/convert_inception.py`
+  writes them once into $GAN_JAX_CACHE (default ~/.cache/gan_jax). It gives no
+  logits (None), so no Inception Score. About 3 images/s on 2 CPU cores.
 """
 from __future__ import annotations
 
@@ -24,6 +31,7 @@ import flax.linen as nn
 from flax import serialization
 
 from gan_jax.files import atomic_write
+from gan_jax.metrics import inception
 
 WEIGHTS_DIR = os.path.join(os.path.dirname(__file__), "weights")
 LENET_WEIGHTS = os.path.join(WEIGHTS_DIR, "lenet_mnist.msgpack")
@@ -90,10 +98,30 @@ def lenet_mnist(weights: str = LENET_WEIGHTS, batch_size: int = 1000):
   return extract
 
 
-EXTRACTORS = {"lenet_mnist": lenet_mnist}
+def inception_v3(weights: str | None = None, batch_size: int = 50):
+  """Weights: `weights`, else inception.weights_path() (the cache folder's)."""
+  path = weights or inception.weights_path()
+  if not os.path.isfile(path):
+    raise FileNotFoundError(inception.missing_weights_message(path))
+  return inception.make_extractor(load_params(path), batch_size)
+
+
+EXTRACTORS = {"lenet_mnist": lenet_mnist, "inception_v3": inception_v3}
+# Extractors whose logits are None (hence no Inception Score).
+NO_LOGITS = ("inception_v3",)
 # Extractors whose logits are the classes of the data they score (the ten
 # digits), so the evaluation also reports the class spread (metrics/classes.py).
 CLASSIFIERS = ("lenet_mnist",)
+
+
+def check_weights(name: str) -> None:
+  """FileNotFoundError, saying how to get them, when the default weights of
+  extractor `name` are missing: for a check before any model is built."""
+  if name == "inception_v3" and not os.path.isfile(inception.weights_path()):
+    raise FileNotFoundError(inception.missing_weights_message(inception.weights_path()))
+  if name == "lenet_mnist" and not os.path.isfile(LENET_WEIGHTS):
+    raise FileNotFoundError(f"{LENET_WEIGHTS} is missing; train it with "
+                            "scripts/train_classifier.py")
 
 
 @functools.lru_cache(maxsize=None)
