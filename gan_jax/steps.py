@@ -76,14 +76,14 @@ def d_step(state: TrainState, real, z, *, G, D, d_tx, loss: str):
   def loss_fn(d_params):
     real_logits, stats = _apply(D, d_params, state.d_stats, real, True)
     fake_logits, stats = _apply(D, d_params, stats, fake, True)
-    return d_loss_fn(real_logits, fake_logits), (real_logits, fake_logits, stats)
+    l, loss_metrics = d_loss_fn(real_logits, fake_logits)
+    return l, (loss_metrics, stats)
 
-  (l, (rl, fl, stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+  (l, (loss_metrics, stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
       _per_device(state.d_params))
   grads = jax.lax.pmean(grads, AXIS)
   updates, d_opt = d_tx.update(grads, state.d_opt, state.d_params)
-  metrics = {"d_loss": l, "d_real": jnp.mean(jax.nn.sigmoid(rl)),
-             "d_fake": jnp.mean(jax.nn.sigmoid(fl)), "d_grad_norm": optax.global_norm(grads)}
+  metrics = {"d_loss": l, **loss_metrics, "d_grad_norm": optax.global_norm(grads)}
   return (state.replace(d_params=optax.apply_updates(state.d_params, updates),
                         d_stats=stats, d_opt=d_opt), jax.lax.pmean(metrics, AXIS))
 
@@ -95,16 +95,17 @@ def g_step(state: TrainState, z, *, G, D, g_tx, loss: str):
   def loss_fn(g_params):
     fake, g_stats = _apply(G, g_params, state.g_stats, z, True)
     fake_logits, _ = _apply(D, state.d_params, state.d_stats, fake, True)
-    return g_loss_fn(fake_logits), g_stats
+    l, loss_metrics = g_loss_fn(fake_logits)
+    return l, (loss_metrics, g_stats)
 
-  (l, g_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(_per_device(state.g_params))
+  (l, (loss_metrics, g_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(_per_device(state.g_params))
   grads = jax.lax.pmean(grads, AXIS)
   updates, g_opt = g_tx.update(grads, state.g_opt, state.g_params)
   # the norm of the averaged gradient, as the update sees it: a saturating loss
   # shows here first (the minimax G gets almost none while D wins)
-  metrics = {"g_loss": jax.lax.pmean(l, AXIS), "g_grad_norm": optax.global_norm(grads)}
+  metrics = {"g_loss": l, **loss_metrics, "g_grad_norm": optax.global_norm(grads)}
   return (state.replace(g_params=optax.apply_updates(state.g_params, updates),
-                        g_stats=g_stats, g_opt=g_opt), metrics)
+                        g_stats=g_stats, g_opt=g_opt), jax.lax.pmean(metrics, AXIS))
 
 
 def train_steps(state: TrainState, images_u8, *, config, G, D, g_tx, d_tx,

@@ -57,11 +57,14 @@ def test_train_loss_is_the_loss_the_step_logs(loss):
   d_loss_fn, g_loss_fn = LOSSES[loss]
   g = lambda p, z: G.apply({"params": p}, z)
   d = lambda p, x: D.apply({"params": p}, x)
-  want_d = d_loss_fn(d(s0.d_params, real), d(s0.d_params, g(s0.g_params, z_d)))
-  want_g = g_loss_fn(d(s1.d_params, g(s0.g_params, z_g)))
+  want_d, want_dm = d_loss_fn(d(s0.d_params, real), d(s0.d_params, g(s0.g_params, z_d)))
+  want_g, _ = g_loss_fn(d(s1.d_params, g(s0.g_params, z_g)))
   np.testing.assert_allclose(m["d_loss"][0], want_d, rtol=1e-5)
   np.testing.assert_allclose(m["g_loss"][0], want_g, rtol=1e-5)
-  assert (float(m["g_loss"][0]) < 0) == (loss == "minimax")
+  for k, v in want_dm.items():  # what the loss reports of D's outputs, logged as it is
+    np.testing.assert_allclose(m[k][0], v, rtol=1e-5)
+  if loss in ("minimax", "non_saturating"):
+    assert (float(m["g_loss"][0]) < 0) == (loss == "minimax")
 
 
 def test_d_steps_makes_that_many_d_updates_per_g_update():
@@ -255,9 +258,9 @@ def test_step_gradients_are_those_of_the_global_batch_losses(devices):
   d_loss_fn, g_loss_fn = LOSSES[config.train.loss]
   fake = apply(G1, s0.g_params, s0.g_stats, z_d)
   want_d = jax.grad(lambda p: d_loss_fn(apply(D1, p, s0.d_stats, real),
-                                        apply(D1, p, s0.d_stats, fake)))(s0.d_params)
+                                        apply(D1, p, s0.d_stats, fake))[0])(s0.d_params)
   want_g = jax.grad(lambda p: g_loss_fn(
-      apply(D1, s0.d_params, s0.d_stats, apply(G1, p, s0.g_stats, z_g))))(s0.g_params)
+      apply(D1, s0.d_params, s0.d_stats, apply(G1, p, s0.g_stats, z_g)))[0])(s0.g_params)
   assert "BatchNorm_0" in want_d and "BatchNorm_0" in want_g
   for got, want in ((got_d, want_d), (got_g, want_g)):
     for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
