@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from gan_jax.data.common import to_signed
+
 
 def _figure(width: float, height: float):
   from matplotlib.figure import Figure  # no pyplot: no global state, no backend
@@ -18,7 +20,7 @@ def _figure(width: float, height: float):
 def _signed(images) -> np.ndarray:
   """uint8 [0, 255] -> float [-1, 1]; float images as they are."""
   images = np.asarray(images)
-  return images.astype(np.float32) / 127.5 - 1 if images.dtype == np.uint8 else images
+  return to_signed(images) if images.dtype == np.uint8 else images
 
 
 def plot_grid(images, ncols: int | None = None, title: str | None = None,
