@@ -85,5 +85,15 @@ def create_state(config, G, D, g_tx, d_tx, with_labels: bool = False) -> TrainSt
                     g=_net(G, k_g, g_in, g_tx), d=_net(D, k_d, d_in, d_tx))
 
 
+def with_config_hyperparams(state: TrainState, fresh: TrainState) -> TrainState:
+  """A restored state with the optimiser hyperparameters of `fresh` (a state
+  created from the config being run), so that a run resumed with a new
+  learning rate (--force_resume) continues with it. A schedule's value is
+  recomputed from the update count at every update either way."""
+  def put(net: Net, new: Net) -> Net:
+    return net.replace(opt_state=net.opt_state._replace(hyperparams=new.opt_state.hyperparams))
+  return state.replace(g=put(state.g, fresh.g), d=put(state.d, fresh.d))
+
+
 def count_params(tree) -> int:
   return sum(x.size for x in jax.tree.leaves(tree))

@@ -23,7 +23,8 @@ from gan_jax.data import sampler
 from gan_jax.config import (VERSION_KEY, ConfigError, check_tfds_available,
                             from_dict, saved_dict, to_dict, validate)
 from gan_jax.files import atomic_write
-from gan_jax.state import count_params, create_state, make_optimizers
+from gan_jax.state import (count_params, create_state, make_optimizers,
+                           with_config_hyperparams)
 from gan_jax.writers import Progress, Writer, truncate_jsonl
 
 # Settings that may change between a run and its resumption.
@@ -179,7 +180,8 @@ def _train(config, workdir: str, stop: signals.StopFlag) -> dict:
       restored = checkpoint.restore_latest(manager, state)
       start = 0
       if restored is not None:
-        start, state, _ = restored
+        start, restored_state, _ = restored
+        state = with_config_hyperparams(restored_state, state)  # the config's learning rates
         print(f"resumed from checkpoint at step {start}", flush=True)
       _write_json_atomic(os.path.join(workdir, "config.json"), cfg_dict)
       truncate_jsonl(os.path.join(workdir, "metrics.jsonl"), start)
@@ -225,7 +227,7 @@ class _Clock:
   """Training time only: compilation, logging, samples, evaluation and saves
   are left out of steps/s (the first call's rate includes its compilation)."""
   start_step: int
-  t_loop: float = dataclasses.field(default_factory=time.time)
+  t_loop: float                 # when the loop began (after the step-0 grid)
   t_mark: float | None = None   # None until the first call has finished
   s_mark: int = 0
 
@@ -373,9 +375,10 @@ class _Loop:
   def run(self) -> tuple[dict, int]:
     """(last logged metrics, final step)."""
     t = self.config.train
-    progress, clock = Progress(t.num_steps), _Clock(self.start)
+    progress = Progress(t.num_steps)
     if self.start == 0:
       self.write_samples(0)
+    clock = _Clock(self.start, time.time())
     step, last = self.start, {}
     while step < t.num_steps and self.stop.signal is None:
       # calls stay aligned to multiples of steps_per_call

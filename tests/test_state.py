@@ -90,3 +90,18 @@ def test_the_state_holds_one_net_per_network_with_every_collection(tiny):
   s = jax.eval_shape(lambda: create_state(c, G, D, *make_optimizers(c)))
   assert set(s.g.collections) == {"batch_stats"} and s.d.collections == {}
   assert s.g_ema is None and int(s.step.size) == 1
+
+
+def test_a_resumed_state_takes_the_config_s_learning_rates(tiny):
+  # --force_resume with a new train.g_lr/d_lr continues with the new rates,
+  # not the ones the checkpoint's optimiser state holds
+  from gan_jax import models
+  from gan_jax.state import create_state, with_config_hyperparams
+  old_c, new_c = tiny(**{"model.name": "mlp"}), tiny(**{"model.name": "mlp", "train.d_lr": 0.5})
+  G, D = models.build(old_c)
+  old = create_state(old_c, G, D, *make_optimizers(old_c))
+  new = with_config_hyperparams(old, create_state(new_c, G, D, *make_optimizers(new_c)))
+  assert float(new.d.opt_state.hyperparams["learning_rate"]) == 0.5
+  assert float(new.g.opt_state.hyperparams["learning_rate"]) == pytest.approx(2e-4)
+  np.testing.assert_array_equal(new.d.opt_state.inner_state[0].mu["Dense_0"]["kernel"],
+                                old.d.opt_state.inner_state[0].mu["Dense_0"]["kernel"])
