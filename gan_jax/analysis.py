@@ -9,8 +9,9 @@ and scripts/export.py share.
     plot_grid(x); plot_curves(run.metrics)    # matplotlib Figures
 
 Loading a workdir restores only the generator's subtrees of the checkpoint
-(`g_params`, `g_stats`, and `ema_params` when a state has them, which are then
-used in place of `g_params`). The structure comes from the checkpoint's own
+(G's parameters and BatchNorm statistics, and its averaged parameters when a
+state has them, which are then used in place of G's own; see GENERATOR_PATHS
+for where each TrainState layout keeps them). The structure comes from the checkpoint's own
 metadata and every array is placed on `jax.devices()[0]`, so a run trained on a
 GPU or on several devices loads on one CPU, and older checkpoints still load
 after TrainState gains fields. Shapes are checked against the generator built
@@ -23,7 +24,8 @@ metrics.jsonl at checkpoint steps), else 'latest'. An explicit 'best' without
 evaluation results raises CheckpointError saying so.
 
 Latents: sample i of a seed is drawn from fold_in(PRNGKey(seed), i), so it does
-not depend on n or the batch size. A seed is an integer in [0, 2**32): PRNGKey
+not depend on n or the batch size (gan_jax.sampling; training's sample grids
+and the evaluation draw the same z for the same seed). A seed is an integer in [0, 2**32): PRNGKey
 keeps 32 bits, so others would wrap onto one of those (ValueError instead).
 Truncation (Brock et al. 2019, "Large Scale GAN Training for High Fidelity
 Natural Image Synthesis") resamples every component with |z| > truncation;
@@ -47,7 +49,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gan_jax import checkpoint, models
+from gan_jax import checkpoint, models, sampling
 from gan_jax.checkpoint import CheckpointError
 from gan_jax.config import ConfigError, from_dict, validate_generator
 from gan_jax.files import atomic_write
@@ -94,26 +96,11 @@ def slerp(z0, z1, t):
 INTERPOLATIONS = {"slerp": slerp, "lerp": lerp}
 
 
-@functools.partial(jax.jit, static_argnums=(2, 3, 4))
-def _latents(key, start, n: int, z_dim: int, truncation):
-  keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(start + jnp.arange(n))
-  if truncation is None:
-    return jax.vmap(lambda k: jax.random.normal(k, (z_dim,)))(keys)
-  return jax.vmap(lambda k: jax.random.truncated_normal(
-      k, -truncation, truncation, (z_dim,)))(keys)
-
-
 def latents(n: int, z_dim: int, seed: int = 0, truncation: float | None = None,
             start: int = 0) -> np.ndarray:
   """Latents start..start+n-1 of `seed` (an integer in [0, 2**32)), (n, z_dim)
-  float32."""
-  if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
-    # PRNGKey keeps 32 bits without jax_enable_x64: 2**32 + 5 would replay seed 5
-    raise ValueError(f"seed={seed!r} must be an integer in [0, 2**32)")
-  if truncation is not None and not truncation > 0:
-    raise ValueError(f"truncation={truncation!r} must be a positive number (or None)")
-  t = None if truncation is None else float(truncation)
-  return np.asarray(_latents(jax.random.PRNGKey(seed), start, int(n), int(z_dim), t))
+  float32: `sampling.latents`, the z that training and evaluation draw too."""
+  return sampling.latents(seed, n, z_dim, start, truncation)
 
 
 # ----------------------------------------------------------------- metrics
@@ -204,6 +191,26 @@ def _check_shapes(G, config, params, stats, where: str) -> None:
                      f"built from its config ({config.model.name}); was the config edited?")
 
 
+# Where a checkpoint keeps G's parameters, its BatchNorm statistics and its
+# averaged (EMA) parameters, by TrainState layout (state.LAYOUT_VERSION).
+GENERATOR_PATHS = {1: (("g_params",), ("g_stats",), (EMA_KEY,)),
+                   2: (("g", "params"), ("g", "collections", "batch_stats"), ("g_ema",))}
+
+
+def _subtree(tree, path):
+  for k in path:
+    if not isinstance(tree, dict) or k not in tree:
+      return None
+    tree = tree[k]
+  return tree if jax.tree.leaves(tree) else None
+
+
+def _nest(path, value) -> dict:
+  for k in reversed(path):
+    value = {k: value}
+  return value
+
+
 def _restore_generator(workdir: str, step: int) -> tuple[Any, Any, bool]:
   """(params, batch_stats, uses_ema) of one checkpoint, on jax.devices()[0]."""
   import orbax.checkpoint as ocp
@@ -212,8 +219,11 @@ def _restore_generator(workdir: str, step: int) -> tuple[Any, Any, bool]:
   handler = ocp.PyTreeCheckpointHandler()
   try:
     tree = handler.metadata(path).tree
-    want = {k: tree[k] for k in ("step", "g_params", "g_stats", EMA_KEY)
-            if k in tree and jax.tree.leaves(tree[k])}
+    paths = GENERATOR_PATHS[1 if "g_params" in tree else 2]
+    found = [p for p in (("step",), *paths) if _subtree(tree, p) is not None]
+    want = {}
+    for p in found:
+      want = _merge(want, _nest(p, _subtree(tree, p)))
     sharding = jax.sharding.SingleDeviceSharding(jax.devices()[0])
     item = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=sharding),
                         want)
@@ -227,8 +237,15 @@ def _restore_generator(workdir: str, step: int) -> tuple[Any, Any, bool]:
     handler.close()
   if "step" in out and int(out["step"]) != step:
     raise CheckpointError(f"checkpoint folder {path} holds step {int(out['step'])}")
-  uses_ema = EMA_KEY in out
-  return out[EMA_KEY] if uses_ema else out["g_params"], out.get("g_stats", {}), uses_ema
+  params, stats, ema = (_subtree(out, p) for p in paths)
+  return ema if ema is not None else params, stats or {}, ema is not None
+
+
+def _merge(a: dict, b: dict) -> dict:
+  out = dict(a)
+  for k, v in b.items():
+    out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+  return out
 
 
 def _generator_config(saved, where: str):
@@ -244,16 +261,27 @@ def _generator_config(saved, where: str):
   return config
 
 
-def _config_at(workdir: str, step: int):
-  for path in (os.path.join(checkpoint.checkpoint_dir(workdir), str(step), "config", "metadata"),
-               os.path.join(workdir, "config.json")):
+def _config_at(workdir: str, step: int | None = None):
+  saved, path = checkpoint.find_saved_config(workdir, step)
+  if saved is None:
+    raise FileNotFoundError(f"no readable config for step {step} in {workdir}")
+  return _generator_config(saved, path)
+
+
+def run_config(path: str):
+  """The config a workdir (its newest saved config) or an export (its model
+  card) was trained with, as a ConfigDict checked for building its generator."""
+  card_path = os.path.join(path, CARD_FILE)
+  if os.path.isfile(card_path) and not checkpoint.existing_steps(path):
     try:
-      with open(path) as f:
-        saved = json.load(f)
-    except (OSError, ValueError):
-      continue
-    return _generator_config(saved, path)
-  raise FileNotFoundError(f"no readable config for step {step} in {workdir}")
+      with open(card_path) as f:
+        return _generator_config(json.load(f)["config"], card_path)
+    except (OSError, ValueError, KeyError) as e:
+      raise FileNotFoundError(f"{card_path} is not a readable model card ({e})") from e
+  try:
+    return _config_at(path)
+  except FileNotFoundError:
+    raise FileNotFoundError(f"{path} has no config.json, checkpoint or {CARD_FILE}") from None
 
 
 def load_run(path: str, step=None) -> "Run":
@@ -335,7 +363,8 @@ class Run:
     z = jnp.asarray(z, jnp.float32)
     if z.ndim != 2 or z.shape[1] != self.z_dim:
       raise ValueError(f"z has shape {tuple(z.shape)}; expected (n, {self.z_dim})")
-    return np.asarray(self._apply(self.params, self.batch_stats, z))
+    collections = {"batch_stats": self.batch_stats} if self.batch_stats else {}
+    return np.asarray(self._apply(self.params, collections, z))
 
   def latents(self, n: int, seed: int = 0, truncation: float | None = None,
               start: int = 0) -> np.ndarray:

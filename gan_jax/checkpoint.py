@@ -22,6 +22,10 @@
   warning: the step keeps its arrays and ranks last for the best checkpoint,
   and the run resumes instead of failing on the JSON. Read-only restores
   (`restore_step`) open the step folder alone and never read those files.
+* Each checkpoint carries the layout version of its TrainState
+  (state.LAYOUT_VERSION) in `<step>/layout` (JSON). A checkpoint of another
+  layout (those without the file are layout 1) is refused with one line
+  naming both versions and what to do, never restored into the wrong fields.
 * Orbax stores arrays with TensorStore and the config as JSON: nothing is
   pickled, and restoring executes no code from the checkpoint.
 """
@@ -39,6 +43,10 @@ import time
 import jax
 import orbax.checkpoint as ocp
 from orbax.checkpoint.checkpoint_managers import AnyPreservationPolicy, BestN, LatestN
+
+from gan_jax.state import LAYOUT_VERSION
+
+ITEMS = ("state", "config", "layout")
 
 
 class CheckpointError(RuntimeError):
@@ -82,7 +90,7 @@ def make_manager(workdir: str, keep: int, *, best_metric: str | None = None,
       best_fn=score, best_mode=best_mode,
       create=not read_only, read_only=read_only, cleanup_tmp_directories=not read_only)
   return ocp.CheckpointManager(checkpoint_dir(workdir), options=options,
-                               item_names=("state", "config"))
+                               item_names=ITEMS)
 
 
 def _metrics_path(workdir: str, step: int) -> str:
@@ -119,18 +127,27 @@ def _steps_in(directory: str) -> list[int]:
   return sorted(int(n) for n in os.listdir(directory) if n.isdigit())
 
 
-def saved_config(workdir: str) -> dict | None:
-  """The config the newest checkpoint was trained with (the JSON stored in
-  it), else workdir/config.json; None if neither is readable. Reads only."""
+def find_saved_config(workdir: str, step: int | None = None) -> tuple[dict | None, str | None]:
+  """(config dict, the file it was read from) of a run: the JSON stored in
+  checkpoint `step` (None: in the newest checkpoint that has a readable one),
+  else workdir/config.json; (None, None) if none is readable. Reads only.
+  The one reader of a run's saved config: training's resume check,
+  gan_jax.analysis and the scripts all call it."""
+  steps = reversed(existing_steps(workdir)) if step is None else [int(step)]
   candidates = [os.path.join(checkpoint_dir(workdir), str(s), "config", "metadata")
-                for s in reversed(existing_steps(workdir))]
+                for s in steps]
   for path in candidates + [os.path.join(workdir, "config.json")]:
     try:
       with open(path) as f:
-        return json.load(f)
+        return json.load(f), path
     except (OSError, ValueError):
       continue
-  return None
+  return None, None
+
+
+def saved_config(workdir: str) -> dict | None:
+  """The newest saved config of a run (see find_saved_config), or None."""
+  return find_saved_config(workdir)[0]
 
 
 def save(manager: ocp.CheckpointManager, step: int, state, config_dict: dict,
@@ -144,7 +161,8 @@ def save(manager: ocp.CheckpointManager, step: int, state, config_dict: dict,
   wait(manager)
   with _as_save_error(manager, int(step)):
     manager.save(int(step), args=ocp.args.Composite(
-        state=ocp.args.StandardSave(state), config=ocp.args.JsonSave(config_dict)),
+        state=ocp.args.StandardSave(state), config=ocp.args.JsonSave(config_dict),
+        layout=ocp.args.JsonSave({"version": LAYOUT_VERSION})),
         metrics=metrics if metrics is not None else {}, force=True)
 
 
@@ -284,6 +302,7 @@ def restore_step(workdir: str, step: int, target_state):
   or abstract arrays) gives structure, dtypes and shardings."""
   # The step folder alone, not a CheckpointManager, which would read (and fail
   # on) every step's metrics file and could not set a torn one aside here.
+  check_layout(os.path.join(checkpoint_dir(workdir), str(int(step))), int(step))
   with ocp.Checkpointer(ocp.CompositeCheckpointHandler()) as checkpointer:
     out = checkpointer.restore(
         os.path.join(checkpoint_dir(workdir), str(int(step))), args=ocp.args.Composite(
@@ -314,6 +333,29 @@ def _quarantine(manager: ocp.CheckpointManager, step: int) -> str:
   return dst
 
 
+def layout_version(step_dir: str) -> int | None:
+  """The TrainState layout a checkpoint folder holds: its `layout` record, 1
+  for one saved before checkpoints carried it, None if unreadable."""
+  try:
+    with open(os.path.join(step_dir, "layout", "metadata")) as f:
+      return int(json.load(f)["version"])
+  except FileNotFoundError:
+    return 1 if os.path.isdir(os.path.join(step_dir, "state")) else None
+  except (OSError, ValueError, KeyError, TypeError):
+    return None
+
+
+def check_layout(step_dir: str, step: int) -> None:
+  """CheckpointError (one line) when the checkpoint holds another layout."""
+  version = layout_version(step_dir)
+  if version is not None and version != LAYOUT_VERSION:
+    raise CheckpointError(
+        f"checkpoint at step {step} ({step_dir}) holds training-state layout {version}, and "
+        f"this gan_jax resumes layout {LAYOUT_VERSION} only: continue that run with the "
+        "gan_jax that wrote it, or train in a new --workdir (gan_jax.analysis and the "
+        "scripts still load its generator)")
+
+
 def restore_latest(manager: ocp.CheckpointManager, target_state):
   """(step, state, config_dict) of the newest readable checkpoint, or None if
   there is none. `target_state` supplies structure, dtypes and shardings.
@@ -324,6 +366,7 @@ def restore_latest(manager: ocp.CheckpointManager, target_state):
   steps = sorted(manager.all_steps(), reverse=True)
   bad = []
   for step in steps:
+    check_layout(os.path.join(str(manager.directory), str(step)), step)
     try:
       out = manager.restore(step, args=ocp.args.Composite(
           state=ocp.args.StandardRestore(target), config=ocp.args.JsonRestore()))

@@ -7,7 +7,6 @@ from __future__ import annotations
 import ast
 import os
 import re
-import signal
 import sys
 
 from absl import flags, logging
@@ -18,41 +17,6 @@ FLAGS = flags.FLAGS
 def fail(message: str, code: int = 1):
   print(f"error: {message}", file=sys.stderr)
   sys.exit(code)
-
-
-# Whether a SIGINT came before training's own handlers took over (see
-# catch_early_interrupts).
-interrupted_early = False
-
-
-def catch_early_interrupts() -> None:
-  """Defers a Ctrl-C that comes before training starts to the next
-  `raise_if_interrupted_early`. Python's own handler raises KeyboardInterrupt
-  wherever the program is, and while JAX is imported (the config file imports
-  it) that went wrong in two ways: inside JAX's garbage-collection callback the
-  exception is printed as 'Exception ignored' and dropped, so the run trained
-  on; inside a native module's import it can crash the process (SIGSEGV). A
-  second Ctrl-C raises at once, as Python's handler does."""
-  if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not if ignored
-    signal.signal(signal.SIGINT, _defer)
-
-
-def _defer(signum, frame):
-  global interrupted_early
-  interrupted_early = True
-  signal.signal(signal.SIGINT, signal.default_int_handler)
-
-
-def stop_deferring() -> None:
-  """Python's own handler again, so that a Ctrl-C after training's handlers
-  are given back (a second one, or one after training) raises at once."""
-  if signal.getsignal(signal.SIGINT) is _defer:
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-
-
-def raise_if_interrupted_early() -> None:
-  if interrupted_early:
-    raise KeyboardInterrupt
 
 
 def flag_error(argv: list[str], e: Exception) -> str:

@@ -14,7 +14,7 @@ import threading
 
 import ml_collections
 
-from gan_jax import data, losses, models
+from gan_jax import data, losses, models, penalties
 from gan_jax.models.layers import PATCH_DOTS, UPSAMPLE_METHODS
 from gan_jax.models.mlp import ACTIVATIONS, NORMS as MLP_NORMS
 from gan_jax.models.norm import BATCHNORM
@@ -33,10 +33,13 @@ def base_config() -> ml_collections.ConfigDict:
                  d_hidden=(1024, 512, 256), g_output="tanh", d_pack=1,
                  g_norm="none", g_activation="relu")
   c.data = dict(source="tfds", name="mnist", split="train", image_key="image", path="",
-                data_dir="", manual_dir="", image_size=28, channels=1, max_examples=0)
+                data_dir="", manual_dir="", image_size=28, channels=1, max_examples=0,
+                labels="none")
   c.train = dict(loss="non_saturating", batch_size=64, num_steps=10_000, d_steps=1,
                  g_lr=2e-4, d_lr=2e-4, b1=0.5, b2=0.999, steps_per_call=1,
                  lr_decay="none", compute_dtype="float32", log_every=100, sample_every=500)
+  # A penalty on D (penalties.py), added every `every` D updates with weight x every.
+  c.penalty = dict(name="none", weight=10.0, every=1)
   # eval.every=0 turns evaluation off; num_real=0 means "as many as num_samples".
   c.eval = dict(every=0, num_samples=1000, num_real=0, extractor="lenet_mnist", seed=0)
   c.checkpoint = dict(every=1000, keep=3, best_metric="eval/fid", best_mode="min")
@@ -92,6 +95,11 @@ def validate(config, num_devices: int = 1, data_files: bool = True) -> None:
     if not isinstance(value, (int, float)) or not 0 <= value < 1:  # None: not a TypeError
       raise ConfigError(f"config.train.{b}={config.train[b]!r} must be in [0, 1)")
   _choice("train.lr_decay", config.train.lr_decay, ("none", "linear"))
+  _validate_penalty(config.penalty)
+  _choice("data.labels", config.data.labels, data.LABELS)
+  if config.data.labels != "none" and config.data.source != "folder":
+    raise ConfigError(f"config.data.labels={config.data.labels!r} is for data.source='folder' "
+                      "(the other sources give their own labels); leave it 'none'")
   _choice("checkpoint.best_mode", config.checkpoint.best_mode, ("min", "max"))
   _positive(config, "model.d_pack", "eval.num_samples")
   _nonnegative_int(config, "data.max_examples", "eval.num_real")
@@ -152,7 +160,7 @@ def validate(config, num_devices: int = 1, data_files: bool = True) -> None:
 
 def _validate_eval(config) -> None:
   """The settings of an evaluating run (eval.every > 0)."""
-  from gan_jax.evaluate import eval_keys  # no TensorFlow, no weights loaded
+  from gan_jax.evaluate import check_sizes, eval_keys  # no TensorFlow, no weights loaded
   from gan_jax.metrics.features import EXTRACTORS, check_weights
   if config.data.source != "toy":
     _choice("eval.extractor", config.eval.extractor, EXTRACTORS)
@@ -160,13 +168,19 @@ def _validate_eval(config) -> None:
       check_weights(config.eval.extractor)
     except FileNotFoundError as e:
       raise ConfigError(f"config.eval.extractor={config.eval.extractor!r}: {e}") from None
-    for name in ("eval.num_samples", "eval.num_real"):
-      n = config.eval[name.split(".")[1]]
-      if n and n < MIN_EVAL_SAMPLES:
-        raise ConfigError(f"config.{name}={n} is too small for the image metrics; use at "
-                          f"least {MIN_EVAL_SAMPLES} (density/coverage needs k=5 neighbours)")
+    check_sizes(config)
   if config.checkpoint.best_metric:
     _choice("checkpoint.best_metric", config.checkpoint.best_metric, eval_keys(config))
+
+
+def _validate_penalty(p) -> None:
+  _choice("penalty.name", p.name, (penalties.NONE, *penalties.PENALTIES))
+  w = p.weight
+  if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w < 0:
+    raise ConfigError(f"config.penalty.weight={w!r} must be a number >= 0")
+  if isinstance(p.every, bool) or not isinstance(p.every, int) or p.every < 1:
+    raise ConfigError(f"config.penalty.every={p.every!r} must be an integer >= 1 (1: every "
+                      "D update; N: every N-th, weighted N times, as in StyleGAN2)")
 
 
 def validate_generator(config) -> None:

@@ -8,17 +8,18 @@ scripts/evaluate.py.
 * 2-D toy mixtures: modes captured, high-quality fraction and reverse KL
   (metrics/modes.py), plus a scatter plot of samples against the modes.
 
-Generated samples always come from the same latent seed (`config.eval.seed`),
-so differences between evaluation steps are not sampling noise in z.
+Generated samples always come from the same latent seed (`config.eval.seed`,
+drawn by `sampling.latents`), so differences between evaluation steps are not
+sampling noise in z.
 """
 from __future__ import annotations
 
 import os
 
-import jax
 import numpy as np
 
-from gan_jax import metrics
+from gan_jax import metrics, sampling
+from gan_jax.data.common import to_signed
 from gan_jax.data.toy import mixture
 from gan_jax.files import atomic_write
 from gan_jax.metrics.features import CLASSIFIERS, NO_LOGITS, get_extractor
@@ -52,13 +53,16 @@ def eval_keys(config) -> tuple[str, ...]:
   return keys + (CLASS_KEYS if "class_spread" in image_metrics(config) else ())
 
 
-def generate(sample_fn, n: int, z_dim: int, seed: int, batch_size: int = 500) -> np.ndarray:
-  """n samples from `sample_fn(z)` in batches, deterministic in `seed`."""
-  key = jax.random.PRNGKey(seed)
+def generate(sample_fn, n: int, z_dim: int, seed: int, batch_size: int = 500,
+             num_classes: int | None = None) -> np.ndarray:
+  """n samples from `sample_fn(z)` in batches: latents 0..n-1 of `seed`
+  (sampling.latents, the z that gan_jax.analysis gives for the seed). With
+  `num_classes`, `sample_fn(z, y)` with the classes in turn."""
   out = []
   for i in range(0, n, batch_size):
-    z = jax.random.normal(jax.random.fold_in(key, i // batch_size), (batch_size, z_dim))
-    out.append(np.asarray(sample_fn(z)))
+    z = sampling.latents(seed, batch_size, z_dim, start=i)
+    y = sampling.grid_labels(batch_size, num_classes, start=i)
+    out.append(np.asarray(sample_fn(z) if y is None else sample_fn(z, y)))
   return np.concatenate(out)[:n]
 
 
@@ -67,15 +71,16 @@ def real_images(dataset_images: np.ndarray, n: int, seed: int = 0) -> np.ndarray
   # Not sorted: datasets are often ordered (MNIST's test set holds its two
   # writer populations in its two halves), and real_vs_real splits this array.
   idx = np.random.default_rng(seed).permutation(len(dataset_images))[:n]
-  x = dataset_images[idx]
-  return x.astype(np.float32) / 127.5 - 1 if x.dtype == np.uint8 else x.astype(np.float32)
+  return to_signed(dataset_images[idx])
 
 
 class Evaluator:
   """`evaluator(sample_fn, step) -> {'eval/<name>': value}`."""
 
-  def __init__(self, config, dataset_images: np.ndarray, workdir: str | None = None):
-    self.config, self.workdir = config, workdir
+  def __init__(self, config, dataset_images: np.ndarray, workdir: str | None = None,
+               num_classes: int | None = None):
+    """`num_classes`: sample_fn takes labels too, (z, y), the classes in turn."""
+    self.config, self.workdir, self.num_classes = config, workdir, num_classes
     e = config.eval
     self.toy = config.data.source == "toy"
     if self.toy:
@@ -91,7 +96,8 @@ class Evaluator:
     """Toy data also gets a scatter plot: at `scatter_path`, else (with a
     workdir) at training's <workdir>/eval/scatter_<step>.png."""
     e = self.config.eval
-    fake = generate(sample_fn, e.num_samples, self.config.model.z_dim, e.seed)
+    fake = generate(sample_fn, e.num_samples, self.config.model.z_dim, e.seed,
+                    num_classes=self.num_classes)
     if self.toy:
       out = mode_metrics(fake.reshape(len(fake), 2), self.modes, self.sigma)
       if scatter_path is None and self.workdir:
@@ -113,21 +119,29 @@ def eval_sizes(config, num_images: int) -> tuple[int, int]:
   return min(e.num_real or e.num_samples, num_images), e.num_samples
 
 
-def check_sizes(config, num_images: int) -> None:
-  """ValueError naming the setting when an image evaluation's real or generated
-  set is smaller than the metrics' k-NN needs. config.validate checks this
-  only for runs that evaluate (eval.every > 0); scripts/evaluate.py reads
-  any run's config and data."""
-  from gan_jax.config import MIN_EVAL_SAMPLES as least
+def check_sizes(config, num_images: int | None = None) -> None:
+  """ConfigError naming the setting when an image evaluation's generated or
+  real set (`num_images`: the data's size, when known) is smaller than the
+  metrics' k-NN needs. The one check of the minimum evaluation size:
+  config.validate (settings alone), training once its data is loaded, the
+  Evaluator and scripts/evaluate.py call it."""
+  from gan_jax.config import MIN_EVAL_SAMPLES as least, ConfigError
+  if config.data.source == "toy":  # the toy metrics count modes, no k-NN
+    return
   why = f"use at least {least} (density/coverage needs k=5 neighbours"
   e = config.eval
   for name in ("num_samples", "num_real"):
     if e[name] and e[name] < least:
-      raise ValueError(f"config.eval.{name}={e[name]} is too small for the image metrics; "
-                       f"{why}; scripts/evaluate.py takes --num_samples)")
-  if num_images < least:
-    raise ValueError(f"the data holds {num_images} images, too few real images for the image "
-                     f"metrics; {why}): add images or raise config.data.max_examples")
+      raise ConfigError(f"config.eval.{name}={e[name]} is too small for the image metrics; "
+                        f"{why}; scripts/evaluate.py takes --num_samples)")
+  if num_images is None or num_images >= least:
+    return
+  if e.every:
+    raise ConfigError(f"config.eval.every={e.every} needs at least {least} real images for "
+                      f"the image metrics, but the data holds {num_images}; add images, raise "
+                      "config.data.max_examples, or set config.eval.every=0")
+  raise ConfigError(f"the data holds {num_images} images, too few real images for the image "
+                    f"metrics; {why}): add images or raise config.data.max_examples")
 
 
 def floor_sizes(config, num_images: int) -> tuple[int, int, int, int]:

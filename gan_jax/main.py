@@ -15,7 +15,7 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from gan_jax import cli
+from gan_jax import signals
 from gan_jax.cli import fail, parse_flags, quiet_background_errors
 
 FLAGS = flags.FLAGS
@@ -37,20 +37,21 @@ def main(argv):
   if not FLAGS.verbose:
     quiet_background_errors()
   try:
-    cli.raise_if_interrupted_early()
+    signals.raise_if_interrupted_early()
     train.train_and_evaluate(FLAGS.config, FLAGS.workdir, force_resume=FLAGS.force_resume)
   except (ConfigError, DataError, train.NonFiniteError, train.WriteError,
           CheckpointError) as e:
     if FLAGS.verbose:
       raise
     fail(str(e))
-  except KeyboardInterrupt:
+  except signals.SecondSignal:  # a second Ctrl-C while the first one was being handled
     if FLAGS.verbose:
       raise
-    if train.first_signal is None:  # before the stop handlers were in place
-      _interrupted_before_training()
-    # a second Ctrl-C while the first one was being handled
     fail("interrupted twice: stopped without saving; the newest checkpoint is intact", 130)
+  except KeyboardInterrupt:  # before the stop handlers were in place
+    if FLAGS.verbose:
+      raise
+    _interrupted_before_training()
 
 
 def _interrupted_before_training():
@@ -60,7 +61,7 @@ def _interrupted_before_training():
 
 def run():
   flags.mark_flags_as_required(["config", "workdir"])
-  cli.catch_early_interrupts()  # loading the config file imports JAX
+  signals.defer_early_interrupts()  # loading the config file imports JAX
   try:
     app.run(main, flags_parser=parse_flags)
   except KeyboardInterrupt:  # while the flags were parsed, before main

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from gan_jax.data.common import to_signed
+
 SPACES = ("pixel", "feature")
 
 
 def _embed(images, space: str, extractor: str, batch_size: int) -> np.ndarray:
   images = np.asarray(images)
   # uint8 (what gan_jax.data.load returns) -> the [-1, 1] scale of G's samples
-  images = images / np.float32(127.5) - 1 if images.dtype == np.uint8 else images
+  images = to_signed(images) if images.dtype == np.uint8 else images
   images = images.astype(np.float32)
   if space == "pixel":
     return images.reshape(len(images), -1)

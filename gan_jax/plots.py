@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from gan_jax.data.common import to_signed
+
 
 def _figure(width: float, height: float):
   from matplotlib.figure import Figure  # no pyplot: no global state, no backend
@@ -18,7 +20,7 @@ def _figure(width: float, height: float):
 def _signed(images) -> np.ndarray:
   """uint8 [0, 255] -> float [-1, 1]; float images as they are."""
   images = np.asarray(images)
-  return images.astype(np.float32) / 127.5 - 1 if images.dtype == np.uint8 else images
+  return to_signed(images) if images.dtype == np.uint8 else images
 
 
 def plot_grid(images, ncols: int | None = None, title: str | None = None,
@@ -44,14 +46,27 @@ def plot_grid(images, ncols: int | None = None, title: str | None = None,
 
 
 TRAIN_PANELS = {"losses": ("d_loss", "g_loss"), "D outputs": ("d_real", "d_fake"),
+                "D logits": ("d_real_logit", "d_fake_logit"),
                 "gradient norms": ("d_grad_norm", "g_grad_norm")}
+# Logged with every training row, but not curves of the game.
+NOT_CURVES = ("step", "steps_per_sec", "images_per_sec")
+
+
+def train_panels(columns) -> dict:
+  """TRAIN_PANELS, then one panel for each other training metric in `columns`
+  (a penalty, a loss's own reading): whatever keys the run logged."""
+  grouped = {c for cols in TRAIN_PANELS.values() for c in cols}
+  rest = [c for c in columns
+          if c not in grouped and c not in NOT_CURVES and not c.startswith("eval/")]
+  return {**TRAIN_PANELS, **{c: (c,) for c in rest}}
 
 
 def plot_curves(metrics, which: str = "all", panels: dict | None = None,
                 title: str | None = None):
   """Metrics (a DataFrame with a 'step' column) against step. `which`:
-  'train' (losses; mean D(x) and D(G(z)); the norms of D's and G's averaged
-  gradients, where the run logged them), 'eval' (one panel per eval/*
+  'train' (losses; what the loss reports of D's outputs, e.g. mean D(x) and
+  D(G(z)); the norms of D's and G's averaged gradients; then every other
+  training metric the run logged, e.g. a penalty), 'eval' (one panel per eval/*
   metric, with a +-std band where an eval/*_std column exists) or 'all'; or
   explicit `panels` ({panel title: [columns]}). Infinite values (a toy run's
   eval/reverse_kl when a mode gets no sample) cannot be drawn: the panel's
@@ -59,7 +74,7 @@ def plot_curves(metrics, which: str = "all", panels: dict | None = None,
   if which not in ("all", "train", "eval"):
     raise ValueError(f"which={which!r} is unknown; valid: all, train, eval")
   if panels is None:
-    panels = dict(TRAIN_PANELS) if which != "eval" else {}
+    panels = train_panels(metrics.columns) if which != "eval" else {}
     if which != "train":
       panels.update({c[5:]: (c,) for c in metrics.columns
                      if c.startswith("eval/") and not c.endswith("_std")})

@@ -1,16 +1,18 @@
 """Pure, per-device D and G updates, and their data-parallel mapping.
 
 Programming model (pmap-style, written with `jax.shard_map`): every device runs
-`train_steps` on its slice of the global batch; gradients, losses and BatchNorm
-statistics are averaged over the named axis ``'batch'`` with `lax.pmean`.
+`train_steps` on its slice of the global batch; gradients, losses and every
+non-parameter collection a step updates (BatchNorm statistics, spectral-norm
+vectors) are averaged over the named axis ``'batch'`` with `lax.pmean`.
 Random numbers are drawn for the *global* batch from keys that do not depend
 on the device, and each device keeps its slice, so the training trajectory is
 the same on 1 or N devices (up to float reassociation).
 
-Batches are drawn on the device from the device-resident uint8 dataset with
-`jax.random`, so no host->device copy happens per step, and `steps_per_call`
-steps run inside one call (a `lax.scan`, except for conv models on CPU, which
-unroll them: see `train_steps`), with the state donated.
+Batches are dicts drawn on the device (data/sampler.py), so no host->device
+copy happens per step, and `steps_per_call` steps run inside one call (a
+`lax.scan`, except for conv models on CPU, which unroll them: see
+`train_steps`), with the state donated. The networks are called as
+`G(z, y, train=...)` and `D(x, y, train=...)`, y the labels or None.
 """
 from __future__ import annotations
 
@@ -22,29 +24,13 @@ import jax.numpy as jnp
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from gan_jax.data import sampler
 from gan_jax.losses import LOSSES
-from gan_jax.state import TrainState
+from gan_jax.penalties import NONE, PENALTIES
+from gan_jax.state import Net, TrainState
 
 AXIS = "batch"
 CONV_MODELS = ("dcgan",)
-
-
-def _local_slice(x, local: int):
-  """This device's rows of a globally drawn array."""
-  return jax.lax.dynamic_slice_in_dim(x, jax.lax.axis_index(AXIS) * local, local)
-
-
-def draw_real(images, key, global_batch: int, local: int):
-  """A uniformly drawn batch (with replacement); uint8 images are scaled to
-  [-1, 1], float data (the 2-D toy points) is used as it is."""
-  idx = _local_slice(jax.random.randint(key, (global_batch,), 0, images.shape[0]), local)
-  if images.dtype == jnp.uint8:
-    return images[idx].astype(jnp.float32) * (2.0 / 255.0) - 1.0
-  return images[idx].astype(jnp.float32)
-
-
-def draw_z(key, global_batch: int, local: int, z_dim: int):
-  return _local_slice(jax.random.normal(key, (global_batch, z_dim)), local)
 
 
 def _per_device(params):
@@ -58,84 +44,121 @@ def _per_device(params):
   return jax.tree.map(lambda p: jax.lax.pcast(p, AXIS, to="varying"), params)
 
 
-def _apply(module, params, stats, x, train: bool):
-  """Applies a module in train mode, returning (output, new BatchNorm stats)."""
-  if not stats:
-    return module.apply({"params": params}, x, train=train), stats
-  out, upd = module.apply({"params": params, "batch_stats": stats}, x, train=train,
-                          mutable=["batch_stats"])
-  return out, upd["batch_stats"]
+def apply(module, params, collections, *inputs, train: bool):
+  """(output, updated collections): every collection is mutable in training."""
+  if not collections:
+    return module.apply({"params": params}, *inputs, train=train), collections
+  out, updated = module.apply({"params": params, **collections}, *inputs, train=train,
+                              mutable=list(collections))
+  return out, {**collections, **updated}
 
 
-def d_step(state: TrainState, real, z, *, G, D, d_tx, loss: str):
-  """One discriminator update on a real batch and G(z). Pure; per device."""
-  d_loss_fn = LOSSES[loss][0]
-  fake, _ = _apply(G, state.g_params, state.g_stats, z, train=True)
-  fake = jax.lax.stop_gradient(fake)
-
-  def loss_fn(d_params):
-    real_logits, stats = _apply(D, d_params, state.d_stats, real, True)
-    fake_logits, stats = _apply(D, d_params, stats, fake, True)
-    return d_loss_fn(real_logits, fake_logits), (real_logits, fake_logits, stats)
-
-  (l, (rl, fl, stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-      _per_device(state.d_params))
+def _update(net: Net, grads, tx, collections) -> Net:
+  """Applies the device-averaged gradients; keeps the averaged collections."""
   grads = jax.lax.pmean(grads, AXIS)
-  updates, d_opt = d_tx.update(grads, state.d_opt, state.d_params)
-  metrics = {"d_loss": l, "d_real": jnp.mean(jax.nn.sigmoid(rl)),
-             "d_fake": jnp.mean(jax.nn.sigmoid(fl)), "d_grad_norm": optax.global_norm(grads)}
-  return (state.replace(d_params=optax.apply_updates(state.d_params, updates),
-                        d_stats=stats, d_opt=d_opt), jax.lax.pmean(metrics, AXIS))
+  updates, opt_state = tx.update(grads, net.opt_state, net.params)
+  return Net(params=optax.apply_updates(net.params, updates),
+             collections=jax.lax.pmean(collections, AXIS), opt_state=opt_state), grads
 
 
-def g_step(state: TrainState, z, *, G, D, g_tx, loss: str):
+def _penalty(penalty, d_fn, batch, fake, key, due):
+  """(weighted penalty, its value): weight * every * value on due updates."""
+  fn = PENALTIES[penalty.name]
+  value = lambda: fn(d_fn, batch["image"], fake, key)  # noqa: E731
+  if penalty.every == 1:
+    v = value()
+  else:  # lazy: computed only on every `every`-th D update
+    v = jax.lax.cond(due, value, lambda: jax.lax.pcast(jnp.float32(0.0), AXIS, to="varying"))
+  return penalty.weight * penalty.every * v, v
+
+
+def d_step(state: TrainState, batch, z, y_fake, key, *, G, D, d_tx, loss: str, penalty,
+           due=True):
+  """One discriminator update on a real batch and G(z, y_fake). Pure; per
+  device. `penalty` (config.penalty) is added to the loss when `due`."""
+  d_loss_fn = LOSSES[loss][0]
+  fake, _ = apply(G, state.g.params, state.g.collections, z, y_fake, train=True)
+  fake = jax.lax.stop_gradient(fake)
+  y_real = batch.get("label")
+
+  def loss_fn(params):
+    real_logits, cols = apply(D, params, state.d.collections, batch["image"], y_real, train=True)
+    fake_logits, cols = apply(D, params, cols, fake, y_fake, train=True)
+    l, metrics = d_loss_fn(real_logits, fake_logits)
+    if penalty.name != NONE:
+      d_fn = lambda x: apply(D, params, cols, x, y_real, train=True)[0]  # noqa: E731
+      weighted, metrics[penalty.name] = _penalty(penalty, d_fn, batch, fake, key, due)
+      l = l + weighted
+    return l, (metrics, cols)
+
+  (l, (metrics, cols)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+      _per_device(state.d.params))
+  d, grads = _update(state.d, grads, d_tx, cols)
+  metrics = {"d_loss": l, **metrics, "d_grad_norm": optax.global_norm(grads)}
+  return state.replace(d=d), jax.lax.pmean(metrics, AXIS)
+
+
+def g_step(state: TrainState, z, y, *, G, D, g_tx, loss: str):
   """One generator update through the current D. Pure; per device."""
   g_loss_fn = LOSSES[loss][1]
 
-  def loss_fn(g_params):
-    fake, g_stats = _apply(G, g_params, state.g_stats, z, True)
-    fake_logits, _ = _apply(D, state.d_params, state.d_stats, fake, True)
-    return g_loss_fn(fake_logits), g_stats
+  def loss_fn(params):
+    fake, cols = apply(G, params, state.g.collections, z, y, train=True)
+    fake_logits, _ = apply(D, state.d.params, state.d.collections, fake, y, train=True)
+    l, metrics = g_loss_fn(fake_logits)
+    return l, (metrics, cols)
 
-  (l, g_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(_per_device(state.g_params))
-  grads = jax.lax.pmean(grads, AXIS)
-  updates, g_opt = g_tx.update(grads, state.g_opt, state.g_params)
+  (l, (metrics, cols)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+      _per_device(state.g.params))
+  g, grads = _update(state.g, grads, g_tx, cols)
   # the norm of the averaged gradient, as the update sees it: a saturating loss
   # shows here first (the minimax G gets almost none while D wins)
-  metrics = {"g_loss": jax.lax.pmean(l, AXIS), "g_grad_norm": optax.global_norm(grads)}
-  return (state.replace(g_params=optax.apply_updates(state.g_params, updates),
-                        g_stats=g_stats, g_opt=g_opt), metrics)
+  metrics = {"g_loss": l, **metrics, "g_grad_norm": optax.global_norm(grads)}
+  return state.replace(g=g), jax.lax.pmean(metrics, AXIS)
 
 
-def train_steps(state: TrainState, images_u8, *, config, G, D, g_tx, d_tx,
+def _one_step(state: TrainState, arrays, *, config, G, D, g_tx, d_tx, local: int):
+  """train.d_steps D updates, then one G update. Keys: D update i draws the
+  real batch and z from split(fold_in(key, i)), its fake labels and penalty
+  from fold_in(fold_in(key, i), 1) and 2; G's z from fold_in(key, d_steps)."""
+  t, gb, zd = config.train, config.train.batch_size, config.model.z_dim
+  key = jax.random.fold_in(state.rng, state.step)
+  metrics = {}
+  for i in range(t.d_steps):
+    k_i = jax.random.fold_in(key, i)
+    k_real, k_z = jax.random.split(k_i)
+    due = (state.step * t.d_steps + i) % config.penalty.every == 0
+    state, metrics = d_step(
+        state, sampler.draw_batch(arrays, k_real, gb, local, AXIS),
+        sampler.draw_z(k_z, gb, local, zd, AXIS),
+        sampler.draw_labels(arrays, jax.random.fold_in(k_i, 1), gb, local, AXIS),
+        jax.random.fold_in(k_i, 2), G=G, D=D, d_tx=d_tx, loss=t.loss,
+        penalty=config.penalty, due=due)
+  k_g = jax.random.fold_in(key, t.d_steps)
+  state, g_metrics = g_step(
+      state, sampler.draw_z(k_g, gb, local, zd, AXIS),
+      sampler.draw_labels(arrays, jax.random.fold_in(k_g, 1), gb, local, AXIS),
+      G=G, D=D, g_tx=g_tx, loss=t.loss)
+  return state.replace(step=state.step + 1), {**metrics, **g_metrics}
+
+
+def train_steps(state: TrainState, arrays, *, config, G, D, g_tx, d_tx,
                 num_devices: int, num_steps: int):
   """`num_steps` full steps (d_steps D updates + 1 G update each); per device.
+  `arrays`: the dataset's arrays ({"image", "label"?}, data/sampler.py).
 
   Returns the new state and a dict of per-step metrics, each of shape (num_steps,).
   """
-  t = config.train
-  local = t.batch_size // num_devices
-  gb, zd = t.batch_size, config.model.z_dim
-
-  def one(state, _):
-    key = jax.random.fold_in(state.rng, state.step)
-    metrics = {}
-    for i in range(t.d_steps):
-      k_real, k_z = jax.random.split(jax.random.fold_in(key, i))
-      state, metrics = d_step(state, draw_real(images_u8, k_real, gb, local),
-                              draw_z(k_z, gb, local, zd), G=G, D=D, d_tx=d_tx, loss=t.loss)
-    z = draw_z(jax.random.fold_in(key, t.d_steps), gb, local, zd)
-    state, g_metrics = g_step(state, z, G=G, D=D, g_tx=g_tx, loss=t.loss)
-    return state.replace(step=state.step + 1), {**metrics, **g_metrics}
-
+  one = functools.partial(_one_step, arrays=arrays, config=config, G=G, D=D, g_tx=g_tx,
+                          d_tx=d_tx, local=config.train.batch_size // num_devices)
   if jax.default_backend() != "cpu" or config.model.name not in CONV_MODELS:
-    return jax.lax.scan(one, state, None, length=num_steps)
+    return jax.lax.scan(lambda s, _: one(s), state, None, length=num_steps)
   # XLA:CPU runs convolutions inside a while loop 10-20x slower than at top
   # level (measured here: a conv weight gradient took 30 ms plain and 320-660 ms
   # inside lax.scan/fori_loop), so conv models unroll the K steps on CPU.
   outs = []
   for _ in range(num_steps):
-    state, m = one(state, None)
+    state, m = one(state)
     outs.append(m)
   return state, jax.tree.map(lambda *xs: jnp.stack(xs), *outs)
 
@@ -184,8 +207,9 @@ def cpu_compiler_options() -> dict | None:
 
 
 def make_train_fn(config, G, D, g_tx, d_tx, mesh: Mesh):
-  """Returns `fn(state, images_u8, num_steps) -> (state, metrics)`, jitted per
-  num_steps, mapped over `mesh` with shard_map, and donating `state`.
+  """Returns `fn(state, data, num_steps) -> (state, metrics)`, jitted per
+  num_steps, mapped over `mesh` with shard_map, and donating `state`. `data`:
+  the dataset's arrays on the mesh (sampler.device_arrays), or its images alone.
 
   On CPU with several devices each call waits for its result before returning.
   XLA:CPU (jaxlib 0.10.2) can deadlock when one device starts the next call's
@@ -208,20 +232,21 @@ def make_train_fn(config, G, D, g_tx, d_tx, mesh: Mesh):
       cache[num_steps] = jax.jit(mapped, donate_argnums=(0,), compiler_options=options)
     return cache[num_steps]
 
-  def fn(state, images_u8, num_steps: int):
-    out = jitted(num_steps)(state, images_u8)
+  def fn(state, data, num_steps: int):
+    out = jitted(num_steps)(state, sampler.as_arrays(data))
     return jax.block_until_ready(out) if sync else out
 
-  fn.lower = lambda state, images_u8, num_steps: jitted(num_steps).lower(state, images_u8)
+  fn.lower = lambda state, data, num_steps: jitted(num_steps).lower(
+      state, sampler.as_arrays(data))
   return fn
 
 
 def make_sample_fn(G):
-  """`fn(g_params, g_stats, z) -> images` in inference mode (running BN stats)."""
+  """`fn(params, collections, z, y=None) -> images` in inference mode
+  (BatchNorm's running statistics); y: labels for a class-conditional G."""
   @jax.jit
-  def sample(g_params, g_stats, z):
-    variables = {"params": g_params, **({"batch_stats": g_stats} if g_stats else {})}
-    return G.apply(variables, z, train=False)
+  def sample(params, collections, z, y=None):
+    return G.apply({"params": params, **collections}, z, y, train=False)
   return sample
 
 

@@ -10,20 +10,21 @@ one line and return; a second signal aborts at once.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
-import signal
-import threading
 import time
 
 import jax
 import numpy as np
 
-from gan_jax import checkpoint, cli, data, models, steps
-from gan_jax.config import (MIN_EVAL_SAMPLES, VERSION_KEY, ConfigError, check_tfds_available,
+from gan_jax import checkpoint, data, models, sampling, signals, steps
+from gan_jax.data import sampler
+from gan_jax.config import (VERSION_KEY, ConfigError, check_tfds_available,
                             from_dict, saved_dict, to_dict, validate)
 from gan_jax.files import atomic_write
-from gan_jax.state import count_params, create_state, make_optimizers
+from gan_jax.state import (count_params, create_state, make_optimizers,
+                           with_config_hyperparams)
 from gan_jax.writers import Progress, Writer, truncate_jsonl
 
 # Settings that may change between a run and its resumption.
@@ -116,43 +117,6 @@ def _write_json_atomic(path: str, obj) -> None:
     json.dump(obj, f, indent=2, sort_keys=True)
 
 
-# The name of the first SIGTERM/SIGINT a _StopFlag took in this process, if
-# any: main tells a second Ctrl-C from one that came before training began.
-first_signal: str | None = None
-
-
-class _StopFlag:
-  """Turns the first SIGTERM/SIGINT into a flag the loop checks after each
-  call; the original handlers come back then, so a second signal aborts."""
-
-  def __init__(self):
-    self.signal = None
-    self._old = {}
-
-  def __enter__(self):
-    if threading.current_thread() is threading.main_thread():
-      cli.stop_deferring()  # what the first signal gives back: a second one aborts
-      for s in (signal.SIGTERM, signal.SIGINT):
-        self._old[s] = signal.signal(s, self._handle)
-    if cli.interrupted_early:  # a Ctrl-C that main deferred (cli.catch_early_interrupts)
-      self._restore()
-      raise KeyboardInterrupt
-    return self
-
-  def _handle(self, signum, frame):
-    global first_signal
-    self.signal = first_signal = signal.Signals(signum).name
-    self._restore()
-
-  def _restore(self):
-    for s, h in self._old.items():
-      signal.signal(s, h)
-    self._old = {}
-
-  def __exit__(self, *exc):
-    self._restore()
-
-
 def train_and_evaluate(config, workdir: str, *, force_resume: bool = False) -> dict:
   """Trains `config` in `workdir`, resuming from its latest checkpoint.
 
@@ -168,36 +132,44 @@ def train_and_evaluate(config, workdir: str, *, force_resume: bool = False) -> d
   _check_workdir(workdir)
   check_resume(config, workdir, force_resume)
   check_tfds_available(config.data)
-  with _StopFlag() as stop:
+  with signals.StopFlag() as stop:
     return _train(config, workdir, stop)
 
 
-def _train(config, workdir: str, stop: _StopFlag) -> dict:
+def _load_data(config):
+  """The dataset, checked for an evaluation before anything is compiled or written."""
   dataset = data.load(config.data)
   print(f"data: {dataset.description}; {dataset.images.shape[0]} images of "
         f"{dataset.images.shape[1:]}", flush=True)
-  if config.eval.every and config.data.source != "toy" and \
-      dataset.images.shape[0] < MIN_EVAL_SAMPLES:  # before anything is compiled or written
-    raise ConfigError(
-        f"config.eval.every={config.eval.every} needs at least {MIN_EVAL_SAMPLES} real images "
-        f"for the image metrics, but the data holds {dataset.images.shape[0]}; add images, "
-        "raise config.data.max_examples, or set config.eval.every=0")
+  if config.eval.every:
+    from gan_jax.evaluate import check_sizes
+    check_sizes(config, dataset.images.shape[0])
   if config.eval.every and config.data.source != "toy" and config.data.channels == 3 \
       and config.eval.extractor == "lenet_mnist":
     print("note: eval.extractor='lenet_mnist' is an MNIST digit classifier; on RGB data its "
           "FID/KID/IS rank runs of this data only (eval.extractor='inception_v3' gives FIDs "
           "comparable with published ones)", flush=True)
+  return dataset
 
-  os.makedirs(workdir, exist_ok=True)
-  cfg_dict = saved_dict(config)
+
+def _build(config, dataset):
+  """(mesh, (G, D, g_tx, d_tx), initial state on the mesh)."""
   mesh = steps.make_mesh()
   G, D = models.build(config)
   g_tx, d_tx = make_optimizers(config)
-  state = steps.replicate(create_state(config, G, D, g_tx, d_tx), mesh)
-  print(f"model: {config.model.name}, G {count_params(state.g_params):,} params, "
-        f"D {count_params(state.d_params):,} params; {mesh.size} device(s) "
+  state = steps.replicate(create_state(config, G, D, g_tx, d_tx,
+                                       with_labels=dataset.labels is not None), mesh)
+  print(f"model: {config.model.name}, G {count_params(state.g.params):,} params, "
+        f"D {count_params(state.d.params):,} params; {mesh.size} device(s) "
         f"({jax.devices()[0].platform})", flush=True)
+  return mesh, (G, D, g_tx, d_tx), state
 
+
+def _train(config, workdir: str, stop: signals.StopFlag) -> dict:
+  dataset = _load_data(config)
+  os.makedirs(workdir, exist_ok=True)
+  cfg_dict = saved_dict(config)
+  mesh, parts, state = _build(config, dataset)
   manager = checkpoint.make_manager(
       workdir, config.checkpoint.keep, best_mode=config.checkpoint.best_mode,
       # Always, even with evaluation off: a resumed run must keep the best
@@ -209,13 +181,15 @@ def _train(config, workdir: str, stop: _StopFlag) -> dict:
       restored = checkpoint.restore_latest(manager, state)
       start = 0
       if restored is not None:
-        start, state, _ = restored
+        start, restored_state, _ = restored
+        state = with_config_hyperparams(restored_state, state)  # the config's learning rates
         print(f"resumed from checkpoint at step {start}", flush=True)
       _write_json_atomic(os.path.join(workdir, "config.json"), cfg_dict)
       truncate_jsonl(os.path.join(workdir, "metrics.jsonl"), start)
       writer = Writer(workdir, resume_step=start)
-      last, step = _loop(config, workdir, state, start, restored is not None, dataset, mesh,
-                         (G, D, g_tx, d_tx), cfg_dict, manager, writer, stop)
+      loop = _Loop.build(config, workdir, dataset, mesh, parts, cfg_dict,
+                         manager, writer, stop, state, start, restored is not None)
+      last, step = loop.run()
     except BaseException:
       _close(manager, writer, failing=True)
       raise
@@ -249,108 +223,172 @@ def _close(manager, writer, failing=False):
           raise
 
 
-def _loop(config, workdir, state, start, have_ckpt, dataset, mesh, models_and_opts,
-          cfg_dict, manager, writer, stop):
-  """Trains from `start` to train.num_steps (or a stop signal); returns
-  (last logged metrics, final step)."""
-  G, D, g_tx, d_tx = models_and_opts
-  images = steps.replicate(dataset.images, mesh)
-  train_fn = steps.make_train_fn(config, G, D, g_tx, d_tx, mesh)
-  sample_fn = steps.make_sample_fn(G)
-  fixed_z = jax.random.normal(jax.random.fold_in(jax.random.PRNGKey(config.seed), 7),
-                              (NUM_SAMPLES, config.model.z_dim))
-  t = config.train
-  total, k_max, every = t.num_steps, t.steps_per_call, config.checkpoint.every
-  ckpt_dir = checkpoint.checkpoint_dir(workdir)
-  saved = start if have_ckpt else None   # newest step saved (or restored) this run
-  checked = start                          # newest step whose state was seen finite
+@dataclasses.dataclass
+class _Clock:
+  """Training time only: compilation, logging, samples, evaluation and saves
+  are left out of steps/s (the first call's rate includes its compilation)."""
+  start_step: int
+  t_loop: float                 # when the loop began (after the step-0 grid)
+  t_mark: float | None = None   # None until the first call has finished
+  s_mark: int = 0
 
-  def diverged(step, what, note=""):
-    where = (f"last good checkpoint: step {saved} in {os.path.join(ckpt_dir, str(saved))}"
-             if saved is not None else "no checkpoint was saved yet")
+  def first_call_done(self, state, step: int) -> None:
+    if self.t_mark is None:
+      jax.block_until_ready(state)
+      self.t_mark, self.s_mark = time.time(), step
+
+  def rate(self, step: int) -> float:
+    now = time.time()
+    sps = ((step - self.s_mark) / (now - self.t_mark) if step > self.s_mark
+           else (step - self.start_step) / max(now - self.t_loop, 1e-9))
+    self.t_mark, self.s_mark = now, step
+    return sps
+
+  def exclude(self, since: float) -> None:
+    if self.t_mark is not None:
+      self.t_mark += time.time() - since
+
+
+@dataclasses.dataclass
+class _Loop:
+  """Trains from `start` to train.num_steps (or a stop signal). Its fields
+  are the run's parts and bookkeeping; each method is one named step."""
+  config: object
+  workdir: str
+  arrays: dict            # the dataset on the mesh (data/sampler.py)
+  train_fn: object
+  sample_fn: object
+  evaluator: object       # None when eval.every=0
+  cfg_dict: dict
+  manager: object
+  writer: object
+  stop: signals.StopFlag
+  state: object
+  start: int
+  saved: int | None       # newest step saved (or restored) this run
+  checked: int            # newest step whose state was seen finite
+  fixed_z: np.ndarray     # the sample grids' latents and labels
+  fixed_y: np.ndarray | None
+
+  @classmethod
+  def build(cls, config, workdir, dataset, mesh, models_and_opts, cfg_dict, manager, writer,
+            stop, state, start, have_ckpt):
+    G, D, g_tx, d_tx = models_and_opts
+    classes = sampling.num_classes(dataset.labels)
+    evaluator = None
+    if config.eval.every:
+      from gan_jax.evaluate import Evaluator  # metrics and extractor only when asked for
+      evaluator = Evaluator(config, dataset.images, workdir, num_classes=classes)
+    return cls(config, workdir, sampler.device_arrays(dataset, mesh),
+               steps.make_train_fn(config, G, D, g_tx, d_tx, mesh), steps.make_sample_fn(G),
+               evaluator, cfg_dict, manager, writer, stop, state, start,
+               start if have_ckpt else None, start,
+               sampling.latents(config.seed, NUM_SAMPLES, config.model.z_dim),
+               sampling.grid_labels(NUM_SAMPLES, classes))
+
+  def diverged(self, step, what, note=""):
+    ckpt_dir = checkpoint.checkpoint_dir(self.workdir)
+    where = (f"last good checkpoint: step {self.saved} in "
+             f"{os.path.join(ckpt_dir, str(self.saved))}"
+             if self.saved is not None else "no checkpoint was saved yet")
     return NonFiniteError(f"training diverged: {what} at step {step}{note}; {where}")
 
-  def guard(step):  # before every log line, sample grid and save
-    nonlocal checked
-    if checked == step and step != start:
+  def guard(self, step: int) -> None:
+    """Before every log line, sample grid and save: the state is finite."""
+    if self.checked == step and step != self.start:
       return
-    if not bool(steps.all_finite(state)):
-      raise diverged(step, f"non-finite parameters (finite at step {checked})")
-    checked = step
+    if not bool(steps.all_finite(self.state)):
+      raise self.diverged(step, f"non-finite parameters (finite at step {self.checked})")
+    self.checked = step
 
-  def save(step, metrics=None):
-    nonlocal saved
-    guard(step)
-    writer.sync()  # its rows up to `step`, which a resumed run keeps
-    checkpoint.save(manager, step, state, cfg_dict, metrics)
-    saved = step
+  def save(self, step: int, metrics=None) -> None:
+    self.guard(step)
+    self.writer.sync()  # its rows up to `step`, which a resumed run keeps
+    checkpoint.save(self.manager, step, self.state, self.cfg_dict, metrics)
+    self.saved = step
 
-  evaluator = None
-  if config.eval.every:
-    from gan_jax.evaluate import Evaluator  # metrics and extractor only when asked for
-    evaluator = Evaluator(config, dataset.images, workdir)
+  def generate(self, z, y=None):
+    return self.sample_fn(self.state.g.params, self.state.g.collections, z, y)
 
-  def write_samples(step):
-    if config.data.source == "toy":  # 2-D points: eval/scatter_<step>.png shows them
+  def write_samples(self, step: int) -> None:
+    if self.config.data.source == "toy":  # 2-D points: eval/scatter_<step>.png shows them
       return
-    writer.samples(step, np.asarray(sample_fn(state.g_params, state.g_stats, fixed_z)))
+    self.writer.samples(step, np.asarray(self.generate(self.fixed_z, self.fixed_y)))
 
-  progress = Progress(total)
-  if start == 0:
-    write_samples(0)
-  step, last = start, {}
-  t_loop, t_mark, s_mark = time.time(), None, start
-  while step < total and stop.signal is None:
-    k = min(k_max - step % k_max, total - step)  # calls stay aligned to multiples of k_max
-    state, metrics = train_fn(state, images, k)
-    prev, step = step, step + k
-    log_steps = [s for s in range(prev + 1, step + 1) if s % t.log_every == 0 or s == total]
-    if t_mark is None:  # exclude compilation from later throughput figures
-      jax.block_until_ready(state)
-      t_mark, s_mark = time.time(), step
-    if log_steps:
-      metrics = jax.device_get(metrics)
-      for i in range(k):
-        bad = [name for name, v in metrics.items() if not np.isfinite(v[i])]
-        if bad:
-          # metrics are only fetched on calls that log: the first bad step seen
-          raise diverged(prev + 1 + i, f"non-finite {', '.join(sorted(bad))}",
-                         f" (losses are checked every train.log_every={t.log_every} steps; "
-                         f"parameters were finite at step {checked})")
-      now = time.time()
-      sps = ((step - s_mark) / (now - t_mark) if step > s_mark
-             else (step - start) / max(now - t_loop, 1e-9))  # first call: with compilation
-      t_mark, s_mark = now, step
-      for s in log_steps:
-        last = {name: float(v[s - prev - 1]) for name, v in metrics.items()}
-        last.update(steps_per_sec=sps, images_per_sec=sps * t.batch_size)
-        writer.scalars(s, last)
-      guard(step)
-      progress.line(log_steps[-1], last, sps)  # the step `last` is from
-      t_mark = time.time()  # logging (and the finite check) is not training time
-    sample_due = step % t.sample_every == 0 or step == total
-    eval_due = evaluator is not None and (step % config.eval.every == 0 or step == total)
-    save_due = step % every == 0 or step == total
-    if not (sample_due or eval_due or save_due or stop.signal):
-      continue
-    # Samples, evaluation and the save are kept out of steps/s: wait for this
-    # call's training to finish (that is training time), then time them.
-    jax.block_until_ready(state)
+  def log(self, prev: int, step: int, metrics, clock: _Clock, progress) -> dict | None:
+    """Writes the rows of the logged steps in (prev, step]; their last row."""
+    t = self.config.train
+    log_steps = [s for s in range(prev + 1, step + 1)
+                 if s % t.log_every == 0 or s == t.num_steps]
+    if not log_steps:
+      return None
+    metrics = jax.device_get(metrics)
+    self.check_metrics(prev, step - prev, metrics)
+    sps = clock.rate(step)
+    for s in log_steps:
+      last = {name: float(v[s - prev - 1]) for name, v in metrics.items()}
+      last.update(steps_per_sec=sps, images_per_sec=sps * t.batch_size)
+      self.writer.scalars(s, last)
+    self.guard(step)
+    progress.line(log_steps[-1], last, sps)  # the step `last` is from
+    clock.t_mark = time.time()  # logging (and the finite check) is not training time
+    return last
+
+  def check_metrics(self, prev: int, k: int, metrics) -> None:
+    """NonFiniteError at the first of the call's steps with a non-finite metric."""
+    for i in range(k):
+      bad = [name for name, v in metrics.items() if not np.isfinite(v[i])]
+      if bad:
+        # metrics are only fetched on calls that log: the first bad step seen
+        raise self.diverged(
+            prev + 1 + i, f"non-finite {', '.join(sorted(bad))}",
+            f" (losses are checked every train.log_every={self.config.train.log_every} steps; "
+            f"parameters were finite at step {self.checked})")
+
+  def book(self, step: int, clock: _Clock) -> None:
+    """The sample grid, evaluation and save due at `step`, kept out of steps/s."""
+    c = self.config
+    sample_due = step % c.train.sample_every == 0 or step == c.train.num_steps
+    eval_due = self.evaluator is not None and (step % c.eval.every == 0
+                                               or step == c.train.num_steps)
+    save_due = step % c.checkpoint.every == 0 or step == c.train.num_steps
+    if not (sample_due or eval_due or save_due or self.stop.signal):
+      return
+    # wait for this call's training to finish (that is training time), then time them
+    jax.block_until_ready(self.state)
     t_book = time.time()
     if sample_due:
-      guard(step)
-      write_samples(step)
-    results = None
-    if eval_due:
-      guard(step)
-      results = evaluator(lambda z: sample_fn(state.g_params, state.g_stats, z), step)
-      writer.scalars(step, results)
-      print(f"eval at step {step}: " + ", ".join(
-          f"{k[5:]} {v:.4g}" for k, v in results.items()), flush=True)
-    if save_due or stop.signal or results is not None:  # (a signal may come during eval)
-      save(step, results)
-    if t_mark is not None:
-      t_mark += time.time() - t_book
-  if stop.signal and saved != step:  # a signal that came after this call's save check
-    save(step)
-  return last, step
+      self.guard(step)
+      self.write_samples(step)
+    results = self.evaluate(step) if eval_due else None
+    if save_due or self.stop.signal or results is not None:  # (a signal may come during eval)
+      self.save(step, results)
+    clock.exclude(t_book)
+
+  def evaluate(self, step: int) -> dict:
+    self.guard(step)
+    results = self.evaluator(self.generate, step)
+    self.writer.scalars(step, results)
+    print(f"eval at step {step}: " + ", ".join(
+        f"{k[5:]} {v:.4g}" for k, v in results.items()), flush=True)
+    return results
+
+  def run(self) -> tuple[dict, int]:
+    """(last logged metrics, final step)."""
+    t = self.config.train
+    progress = Progress(t.num_steps)
+    if self.start == 0:
+      self.write_samples(0)
+    clock = _Clock(self.start, time.time())
+    step, last = self.start, {}
+    while step < t.num_steps and self.stop.signal is None:
+      # calls stay aligned to multiples of steps_per_call
+      k = min(t.steps_per_call - step % t.steps_per_call, t.num_steps - step)
+      self.state, metrics = self.train_fn(self.state, self.arrays, k)
+      prev, step = step, step + k
+      clock.first_call_done(self.state, step)  # compilation is not training time
+      last = self.log(prev, step, metrics, clock, progress) or last
+      self.book(step, clock)
+    if self.stop.signal and self.saved != step:  # a signal after this call's save check
+      self.save(step)
+    return last, step

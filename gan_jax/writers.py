@@ -166,7 +166,11 @@ def truncate_jsonl(path: str, last_step: int) -> None:
 
 
 class Progress:
-  """A periodic one-line progress report: step, losses, steps/s, ETA."""
+  """A periodic one-line progress report: step, d_loss and g_loss, then every
+  other training metric the run logs (in the order logged), steps/s, ETA."""
+
+  # logged with every row, shown in the line's own words
+  RATES = ("steps_per_sec", "images_per_sec")
 
   def __init__(self, total: int, stream=None):
     # sys.stdout as it is now, not at import: the run's other lines follow a
@@ -179,8 +183,9 @@ class Progress:
       eta_str = f"ETA {eta // 60}m{eta % 60:02d}s"
     else:
       eta_str = "ETA ?"
-    self.stream.write(
-        f"step {step}/{self.total} | d_loss {m['d_loss']:.4f} g_loss {m['g_loss']:.4f} | "
-        f"D(x) {m['d_real']:.3f} D(G(z)) {m['d_fake']:.3f} | {steps_per_sec:.2f} steps/s | "
-        f"{eta_str}\n")
+    losses = " ".join(f"{k} {m[k]:.4f}" for k in ("d_loss", "g_loss") if k in m)
+    rest = " ".join(f"{k} {v:.4g}" for k, v in m.items()
+                    if k not in ("d_loss", "g_loss", *self.RATES))
+    parts = [f"step {step}/{self.total}", losses, rest, f"{steps_per_sec:.2f} steps/s", eta_str]
+    self.stream.write(" | ".join(p for p in parts if p) + "\n")
     self.stream.flush()

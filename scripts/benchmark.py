@@ -116,7 +116,7 @@ class JaxSide:
     g_tx, d_tx = make_optimizers(config)
     self.config, self.parts = config, (G, D, g_tx, d_tx)
     self.state = steps.replicate(create_state(config, G, D, g_tx, d_tx), self.mesh)
-    self.params = (count_params(self.state.g_params), count_params(self.state.d_params))
+    self.params = (count_params(self.state.g.params), count_params(self.state.d.params))
     self.images = steps.replicate(images, self.mesh)
     self.fn = steps.make_train_fn(config, G, D, g_tx, d_tx, self.mesh)
     self.k = config.train.steps_per_call

@@ -44,26 +44,17 @@ def _init_generator(config):
   G, D = models.build(config)
   state = create_state(config, G, D, *make_optimizers(config))
   fn = steps.make_sample_fn(G)
-  return lambda z: fn(state.g_params, state.g_stats, z)
+  return lambda z: fn(state.g.params, state.g.collections, z)
 
 
 def main(argv):
   del argv
   from absl import logging
-  from gan_jax import analysis, checkpoint, data, evaluate
+  from gan_jax import analysis, data, evaluate
   from gan_jax.files import atomic_write
-  from gan_jax.config import MIN_EVAL_SAMPLES, from_dict
   logging.set_verbosity(logging.WARNING)
   if FLAGS.step == "init":
-    saved = checkpoint.saved_config(FLAGS.workdir)
-    card = os.path.join(FLAGS.workdir, analysis.CARD_FILE)
-    if saved is None and os.path.isfile(card):  # an export: its card holds the config
-      with open(card) as f:
-        saved = json.load(f).get("config")
-    if saved is None:
-      raise FileNotFoundError(f"{FLAGS.workdir} has no config.json, checkpoint or "
-                              f"{analysis.CARD_FILE}")
-    config = from_dict(saved)
+    config = analysis.run_config(FLAGS.workdir)  # a workdir's or an export's
     step_name, generate = "init", _init_generator(config)
   else:
     run = analysis.load_run(FLAGS.workdir, FLAGS.step)
@@ -72,12 +63,13 @@ def main(argv):
   if FLAGS.real_vs_real and config.data.source == "toy":
     raise ValueError("--real_vs_real is for image data; the toy metrics already compare "
                      "against the known mixture")
-  if FLAGS.num_samples < 0 or 0 < FLAGS.num_samples < MIN_EVAL_SAMPLES:
+  if FLAGS.num_samples < 0:
     raise ValueError(f"--num_samples={FLAGS.num_samples} must be 0 (the run's "
-                     f"eval.num_samples) or at least {MIN_EVAL_SAMPLES}")
+                     "eval.num_samples) or a number of images")
   if FLAGS.num_samples:
     config.eval.num_samples = FLAGS.num_samples
     config.eval.num_real = FLAGS.num_samples
+  evaluate.check_sizes(config)  # before the data loads; its size: by the Evaluator
   images = data.load(config.data).images
   if FLAGS.real_vs_real:  # its sizes, refused before the evaluation runs, not after
     n_real, n_fake, a, b = evaluate.floor_sizes(config, len(images))

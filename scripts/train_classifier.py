@@ -35,6 +35,7 @@ import optax  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 from gan_jax import data  # noqa: E402
+from gan_jax.data.common import to_signed  # noqa: E402
 from gan_jax.config import ConfigError, base_config, check_tfds_available  # noqa: E402
 from gan_jax.data.idx import SPLITS, present  # noqa: E402
 from gan_jax.metrics.features import LENET_WEIGHTS, LeNet, save_params  # noqa: E402
@@ -94,7 +95,7 @@ def _load(split: str, flag: str):
   if lo < 0 or hi >= n:
     raise SystemExit(f"error: the labels of --source={FLAGS.source} {flag}={split!r} run from "
                      f"{lo} to {hi}; the LeNet has {n} classes and needs labels 0 to {n - 1}")
-  return ds.images.astype(np.float32) / 127.5 - 1, ds.labels
+  return to_signed(ds.images), ds.labels
 
 
 def accuracy(apply, params, x, y) -> float:

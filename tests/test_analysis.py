@@ -184,7 +184,7 @@ def test_plots_return_figures(run, tmp_path):
           "eval": analysis.plot_curves(run.metrics, "eval"),
           "none": analysis.plot_curves(run.metrics[["step", "d_loss"]], "eval"),
           "nn": analysis.plot_neighbors(x[:2], run.real_images(50), idx, dist)}
-  # losses, D outputs, gradient norms, then one panel per eval metric
+  # losses, D outputs (D(x), D(G(z))) and gradient norms, then one per eval metric
   assert len(figs["curves"].axes) == 3 + len(
       [c for c in run.metrics.columns if c.startswith("eval/") and not c.endswith("_std")])
   for name, fig in figs.items():
@@ -226,6 +226,16 @@ def test_plot_curves_names_infinite_values_it_cannot_draw():
   assert kl.get_title() == "reverse_kl\neval/reverse_kl infinite at 2 of 4 steps"
   np.testing.assert_array_equal(kl.lines[0].get_xdata(), [2, 4])  # the finite points
   assert titles["modes"].get_title() == "modes"
+
+
+def test_plot_curves_shows_whatever_training_metrics_the_run_logged():
+  import pandas as pd
+  from gan_jax import analysis
+  m = pd.DataFrame({"step": [1, 2], "d_loss": [1.0, 0.5], "g_loss": [2.0, 1.0],
+                    "wasserstein": [0.3, 0.2], "r1": [4.0, 3.0], "steps_per_sec": [9.0, 9.0],
+                    "eval/fid": [None, 50.0]})
+  titles = [a.get_title() for a in analysis.plot_curves(m, "train").axes]
+  assert titles == ["losses", "wasserstein", "r1"]  # no panel for D(x): a critic has none
 
 
 def test_plot_runs_overlays_runs_per_metric():

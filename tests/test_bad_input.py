@@ -339,11 +339,11 @@ def test_a_ctrl_c_is_called_a_second_one_only_after_a_first(tmp_path, first, mes
   # process, where scripts/benchmark.py's tests define theirs
   script = f"""
 import sys
-from gan_jax import main, train
+from gan_jax import main, signals, train
+first = {first!r}
 def interrupted(*args, **kwargs):
-  raise KeyboardInterrupt
+  raise KeyboardInterrupt if first is None else signals.SecondSignal(first)
 train.train_and_evaluate = interrupted
-train.first_signal = {first!r}
 sys.argv = ["main", "--config=experiments/digits.py", "--workdir={tmp_path / 'w'}"]
 main.run()
 """
@@ -380,32 +380,46 @@ gc.collect()
   assert not workdir.exists()
 
 
-def test_a_deferred_ctrl_c_stops_at_the_training_s_signal_handlers(monkeypatch):
+def test_a_deferred_ctrl_c_stops_at_the_training_s_signal_handlers():
   # the window between main's check and the training's handlers (validation,
   # the resume check) is covered where those handlers are installed
-  from gan_jax import cli, train
-  before = signal.getsignal(signal.SIGINT)
-  monkeypatch.setattr(cli, "interrupted_early", True)
-  with pytest.raises(KeyboardInterrupt):
-    with train._StopFlag():
-      pass
-  assert signal.getsignal(signal.SIGINT) is before  # handlers given back
-
-
-def test_after_the_first_signal_in_training_a_second_ctrl_c_raises(monkeypatch):
-  # main's deferring handler must not be what the training gives back: a
-  # second Ctrl-C would then be deferred too, not abort
-  from gan_jax import cli, train
-  monkeypatch.setattr(cli, "interrupted_early", False)
-  monkeypatch.setattr(train, "first_signal", None)  # (restored after the test)
+  from gan_jax import signals
   before = signal.getsignal(signal.SIGINT)
   try:
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    cli.catch_early_interrupts()
-    assert signal.getsignal(signal.SIGINT) is not signal.default_int_handler
-    with train._StopFlag() as stop:
-      stop._handle(signal.SIGINT, None)  # the first signal
-      assert stop.signal == "SIGINT"
-      assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    signals.defer_early_interrupts()
+    signal.getsignal(signal.SIGINT)(signal.SIGINT, None)  # a Ctrl-C, remembered
+    with pytest.raises(KeyboardInterrupt):
+      with signals.StopFlag():
+        pass
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers given back
   finally:
     signal.signal(signal.SIGINT, before)
+
+
+def test_after_the_first_signal_in_training_a_second_ctrl_c_raises():
+  # main's deferring handler must not be what the training gives back: a
+  # second Ctrl-C would then be deferred too, not abort
+  from gan_jax import signals
+  before = signal.getsignal(signal.SIGINT)
+  try:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signals.defer_early_interrupts()
+    assert signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    with pytest.raises(signals.SecondSignal, match="SIGINT"):
+      with signals.StopFlag() as stop:
+        stop._handle(signal.SIGINT, None)  # the first signal
+        assert stop.signal == "SIGINT"
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        raise KeyboardInterrupt  # what Python's handler raises at a second Ctrl-C
+  finally:
+    signal.signal(signal.SIGINT, before)
+
+
+def test_signal_handling_keeps_no_module_level_state():
+  import types
+  from gan_jax import signals
+  state = [name for name, v in vars(signals).items()
+           if not name.startswith("__") and name != "annotations"
+           and not isinstance(v, (type, types.FunctionType, types.ModuleType))]
+  assert state == [], state

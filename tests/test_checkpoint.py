@@ -16,7 +16,7 @@ import optax
 import pytest
 
 from gan_jax import checkpoint, models, steps
-from gan_jax.state import TrainState, create_state, make_optimizers
+from gan_jax.state import Net, TrainState, create_state, make_optimizers
 from conftest import REPO, tiny_config
 
 # After a failed read, Orbax's reader threads may report to an already closed event loop.
@@ -76,10 +76,13 @@ def test_round_trip_restores_the_whole_state_with_optax_types(tmp_path):
   (step, state, cfg), _ = _restore(tmp_path, template)
   assert step == 7 and cfg == {"seed": 7}
   _assert_same(state, saved)  # params, BN stats, both Adam states, step, rng
-  assert int(state.step) == 7 and state.g_stats  # G's BatchNorm statistics
-  for opt in (state.d_opt, state.g_opt):
-    assert isinstance(opt[0], optax.ScaleByAdamState), type(opt[0])
-    assert float(jnp.abs(jax.tree.leaves(opt[0].mu)[0]).min()) > 0  # not the zero template
+  assert int(state.step) == 7 and state.g.collections  # G's BatchNorm statistics
+  for opt in (state.d.opt_state, state.g.opt_state):
+    assert type(opt).__name__ == "InjectStatefulHyperparamsState", type(opt)
+    assert isinstance(opt.inner_state[0], optax.ScaleByAdamState), type(opt.inner_state[0])
+    adam = opt.inner_state[0]
+    assert float(jnp.abs(jax.tree.leaves(adam.mu)[0]).min()) > 0  # not the zero template
+    assert float(opt.hyperparams["learning_rate"]) > 0  # the hyperparameters came back
   for x, y in zip(jax.tree.leaves(state), jax.tree.leaves(template)):
     assert x.sharding.is_equivalent_to(y.sharding, x.ndim)
 
@@ -182,13 +185,13 @@ KILL_MID_SAVE = r"""
 import glob, os, signal, sys, time
 import jax, jax.numpy as jnp
 from gan_jax import checkpoint
-from gan_jax.state import TrainState
+from gan_jax.state import Net, TrainState
 wd = sys.argv[1]
 def state(step, n):
   big = {"w": jnp.full((n,), float(step), jnp.float32) if n < 10**6 else
          jax.random.uniform(jax.random.PRNGKey(0), (n,))}
   return TrainState(step=jnp.asarray(step, jnp.int32), rng=jnp.zeros((2,), jnp.uint32),
-                    g_params=big, g_stats={}, d_params={}, d_stats={}, g_opt={}, d_opt={})
+                    g=Net(big, {}, {}), d=Net({}, {}, {}))
 m = checkpoint.make_manager(wd, 3)
 checkpoint.save(m, 1, state(1, 1000), {"step": 1})
 m.wait_until_finished()
@@ -209,11 +212,10 @@ def test_process_killed_while_saving_keeps_the_previous_checkpoint(tmp_path):
   assert out.returncode == -9, (out.returncode, out.stderr[-2000:])
   assert glob.glob(str(tmp_path / "checkpoints" / "2.orbax-checkpoint-tmp*"))  # torn save
   template = TrainState(step=jnp.zeros((), jnp.int32), rng=jnp.ones((2,), jnp.uint32),
-                        g_params={"w": jnp.zeros((1000,))}, g_stats={}, d_params={},
-                        d_stats={}, g_opt={}, d_opt={})
+                        g=Net({"w": jnp.zeros((1000,))}, {}, {}), d=Net({}, {}, {}))
   (step, state, cfg), left = _restore(tmp_path, template)
   assert step == 1 and cfg == {"step": 1} and left == [1]
-  assert float(state.g_params["w"][0]) == 1.0
+  assert float(state.g.params["w"][0]) == 1.0
   assert not glob.glob(str(tmp_path / "checkpoints" / "*tmp*"))  # cleaned up on reopen
 
 
@@ -306,3 +308,48 @@ def test_the_os_error_behind_a_failed_save_is_found_also_in_tensorstore_errors()
   except RuntimeError as e:
     assert checkpoint._os_error(e).errno == 28
   assert checkpoint._os_error(TypeError("a bug")) is None  # raised as it is, not as SaveError
+
+
+def _save_layout_1(workdir, config, state):
+  """A checkpoint as gan_jax wrote it before checkpoints carried a layout
+  (state.LAYOUT_VERSION 1): TrainState(step, rng, g_params, g_stats, d_params,
+  d_stats, g_opt, d_opt) with plain Adam, items 'state' and 'config' only."""
+  import orbax.checkpoint as ocp
+  from gan_jax.config import saved_dict
+  adam = optax.adam(config.train.g_lr, b1=config.train.b1, b2=config.train.b2)
+  old = {"step": state.step, "rng": state.rng, "g_params": state.g.params,
+         "g_stats": state.g.collections.get("batch_stats", {}), "d_params": state.d.params,
+         "d_stats": state.d.collections.get("batch_stats", {}),
+         "g_opt": adam.init(state.g.params), "d_opt": adam.init(state.d.params)}
+  options = ocp.CheckpointManagerOptions(enable_async_checkpointing=False)
+  with ocp.CheckpointManager(checkpoint.checkpoint_dir(str(workdir)), options=options,
+                             item_names=("state", "config")) as m:
+    m.save(int(state.step), args=ocp.args.Composite(
+        state=ocp.args.StandardSave(old), config=ocp.args.JsonSave(saved_dict(config))),
+        force=True)
+
+
+def test_a_checkpoint_of_the_previous_layout_is_refused_in_one_line(tmp_path):
+  from gan_jax import analysis, train
+  config = tiny_config(**{"model.name": "mlp", "model.g_norm": "batchnorm"})
+  G, D = models.build(config)
+  state = create_state(config, G, D, *make_optimizers(config))
+  state = state.replace(step=jnp.asarray(4, jnp.int32))
+  _save_layout_1(tmp_path, config, state)
+  assert checkpoint.layout_version(str(tmp_path / "checkpoints" / "4")) == 1
+  with pytest.raises(checkpoint.CheckpointError) as e:
+    train.train_and_evaluate(config, str(tmp_path))
+  msg = str(e.value)
+  assert "\n" not in msg and "layout 1" in msg and "layout 2 only" in msg
+  assert "new --workdir" in msg and "with the gan_jax that wrote it" in msg
+  assert checkpoint.existing_steps(str(tmp_path)) == [4]  # refused, not set aside as corrupt
+  # its generator still loads for analysis, with G's BatchNorm statistics
+  run = analysis.load_run(str(tmp_path), 4)
+  _assert_same(run.params, state.g.params)
+  _assert_same(run.batch_stats, state.g.collections["batch_stats"])
+
+
+def test_new_checkpoints_carry_the_layout_version(tmp_path):
+  from gan_jax.state import LAYOUT_VERSION
+  _save(tmp_path, [_state(step=3)])
+  assert checkpoint.layout_version(str(tmp_path / "checkpoints" / "3")) == LAYOUT_VERSION == 2

@@ -347,3 +347,48 @@ def test_folder_names_a_float_image_outside_the_known_ranges(tmp_path):
   with pytest.raises(DataError, match=r"b\.tiff: a float image holds values in \[1000, 1000\]; "
                                       r"expected \[0, 1\] or \[0, 255\]"):
     data.load(_cfg(source="folder", path=str(tmp_path), image_size=8, channels=1))
+
+
+def _folder_cfg(path, labels):
+  c = tiny_config(**{"data.source": "folder", "data.labels": labels})
+  c.data.path = str(path)
+  return c.data
+
+
+def test_folder_reads_class_labels_from_sub_folder_names_when_asked(tmp_path):
+  # as torchvision's ImageFolder: the sorted sub-folder names are classes 0, 1, ...
+  for cls, n in (("zebra", 2), ("cat", 3)):
+    (tmp_path / cls / "deeper").mkdir(parents=True)
+    for i in range(n):
+      Image.new("L", (8, 8), 40 * i).save(tmp_path / cls / f"{i}.png")
+  Image.new("L", (8, 8), 9).save(tmp_path / "zebra" / "deeper" / "x.png")  # still a zebra
+  ds = data.load(_folder_cfg(tmp_path, "folders"))
+  assert ds.labels.dtype == np.int32
+  assert sorted(ds.labels.tolist()) == [0, 0, 0, 1, 1, 1]  # cat: 3, zebra: 2 + 1 deeper
+  assert "in 2 classes" in ds.description
+  assert data.load(_folder_cfg(tmp_path, "none")).labels is None  # the default
+  Image.new("L", (8, 8), 0).save(tmp_path / "loose.png")
+  with pytest.raises(DataError, match=r"loose\.png is in the top folder"):
+    data.load(_folder_cfg(tmp_path, "folders"))
+
+
+def test_data_labels_is_validated_before_anything_loads():
+  from gan_jax.config import ConfigError, validate
+  with pytest.raises(ConfigError, match=r"config\.data\.labels='dirs' is unknown; valid: "
+                                        r"folders, none"):
+    validate(tiny_config(**{"data.labels": "dirs"}))
+  with pytest.raises(ConfigError, match=r"config\.data\.labels='folders' is for "
+                                        r"data\.source='folder'"):
+    validate(tiny_config(**{"data.labels": "folders"}))
+
+
+def test_one_scaling_from_uint8_to_signed_floats():
+  from gan_jax.data.common import to_signed
+  x = np.array([0, 1, 127, 128, 255], np.uint8)
+  got = to_signed(x)
+  assert got.dtype == np.float32 and got[0] == -1.0 and got[-1] == 1.0
+  np.testing.assert_allclose(got, x / 127.5 - 1, atol=1e-6)
+  import jax.numpy as jnp
+  np.testing.assert_array_equal(np.asarray(to_signed(jnp.asarray(x))), got)  # same on device
+  pts = np.array([[3.5, -2.0]], np.float64)  # float data (toy points) as it is
+  assert to_signed(pts).dtype == np.float32 and to_signed(pts)[0, 0] == 3.5

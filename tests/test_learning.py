@@ -20,7 +20,7 @@ from conftest import MNIST_DIR, needs, tiny_config
 
 def _samples(sample_fn, state, n, z_dim, seed):
   z = jax.random.normal(jax.random.PRNGKey(seed), (n, z_dim))
-  return np.asarray(sample_fn(state.g_params, state.g_stats, z)).reshape(n, -1)
+  return np.asarray(sample_fn(state.g.params, state.g.collections, z)).reshape(n, -1)
 
 
 @needs(MNIST_DIR)
@@ -81,7 +81,7 @@ def test_mlp_gan_spreads_its_samples_over_the_digit_classes():
   for _ in range(10):  # 10 calls of 100 scanned steps
     state, _ = train_fn(state, images, 100)
   sample_fn = steps.make_sample_fn(G)
-  fake = evaluate.generate(lambda z: sample_fn(state.g_params, state.g_stats, z), 1000,
+  fake = evaluate.generate(lambda z: sample_fn(state.g.params, state.g.collections, z), 1000,
                            config.model.z_dim, seed=0)
   shares = class_fractions(get_extractor("lenet_mnist")(fake)[1])
   print("class shares (%):", np.round(100 * shares, 1))

@@ -198,7 +198,8 @@ def _trajectory(batchnorm: str, devices):
     state, m = fn(state, images, 2)
     losses.append(jax.device_get(m))
   state = jax.device_get(state)
-  return losses, jax.tree.leaves((state.g_params, state.d_params, state.g_stats, state.d_stats))
+  g, d = state.g, state.d
+  return losses, jax.tree.leaves((g.params, d.params, g.collections, d.collections))
 
 
 @pytest.mark.parametrize("n", [1, 4])

@@ -56,13 +56,52 @@ def test_adam_uses_the_configured_betas(b1, b2):
     params = jnp.zeros(3)
     opt = tx.init(params)
     _, opt = tx.update(jnp.asarray(g1, jnp.float32), opt, params)
-    np.testing.assert_allclose(opt[0].mu, (1 - b1) * g1, rtol=1e-6)
-    np.testing.assert_allclose(opt[0].nu, (1 - b2) * g1 ** 2, rtol=1e-6)
+    adam = opt.inner_state[0]
+    np.testing.assert_allclose(adam.mu, (1 - b1) * g1, rtol=1e-6)
+    np.testing.assert_allclose(adam.nu, (1 - b2) * g1 ** 2, rtol=1e-6)
     u, opt = tx.update(jnp.asarray(g2, jnp.float32), opt, params)
     mu = b1 * (1 - b1) * g1 + (1 - b1) * g2
     nu = b2 * (1 - b2) * g1 ** 2 + (1 - b2) * g2 ** 2
-    np.testing.assert_allclose(opt[0].mu, mu, rtol=1e-5)
-    np.testing.assert_allclose(opt[0].nu, nu, rtol=1e-5)
+    np.testing.assert_allclose(opt.inner_state[0].mu, mu, rtol=1e-5)
+    np.testing.assert_allclose(opt.inner_state[0].nu, nu, rtol=1e-5)
     # the second update, bias-corrected (eps=1e-8, optax's default)
     want = -lr * (mu / (1 - b1 ** 2)) / (np.sqrt(nu / (1 - b2 ** 2)) + 1e-8)
     np.testing.assert_allclose(np.asarray(u), want, rtol=1e-5)
+
+
+def test_the_optimiser_hyperparameters_live_in_the_state():
+  # optax.inject_hyperparams: a learning rate set in the state is the one used
+  c = tiny_config(**{"train.g_lr": 2e-3, "train.b1": 0.3})
+  g_tx, _ = make_optimizers(c)
+  opt = g_tx.init(jnp.zeros(3))
+  assert float(opt.hyperparams["learning_rate"]) == pytest.approx(2e-3)
+  assert set(opt.hyperparams) == {"learning_rate", "eps", "eps_root"}
+  opt.hyperparams["learning_rate"] = jnp.asarray(5e-3)
+  u, _ = g_tx.update(jnp.ones(3), opt, jnp.zeros(3))
+  np.testing.assert_allclose(np.asarray(u), -5e-3, rtol=1e-4)
+
+
+def test_the_state_holds_one_net_per_network_with_every_collection(tiny):
+  from gan_jax import models
+  from gan_jax.state import create_state
+  import jax
+  c = tiny(**{"model.name": "mlp", "model.g_norm": "batchnorm"})
+  G, D = models.build(c)
+  s = jax.eval_shape(lambda: create_state(c, G, D, *make_optimizers(c)))
+  assert set(s.g.collections) == {"batch_stats"} and s.d.collections == {}
+  assert s.g_ema is None and int(s.step.size) == 1
+
+
+def test_a_resumed_state_takes_the_config_s_learning_rates(tiny):
+  # --force_resume with a new train.g_lr/d_lr continues with the new rates,
+  # not the ones the checkpoint's optimiser state holds
+  from gan_jax import models
+  from gan_jax.state import create_state, with_config_hyperparams
+  old_c, new_c = tiny(**{"model.name": "mlp"}), tiny(**{"model.name": "mlp", "train.d_lr": 0.5})
+  G, D = models.build(old_c)
+  old = create_state(old_c, G, D, *make_optimizers(old_c))
+  new = with_config_hyperparams(old, create_state(new_c, G, D, *make_optimizers(new_c)))
+  assert float(new.d.opt_state.hyperparams["learning_rate"]) == 0.5
+  assert float(new.g.opt_state.hyperparams["learning_rate"]) == pytest.approx(2e-4)
+  np.testing.assert_array_equal(new.d.opt_state.inner_state[0].mu["Dense_0"]["kernel"],
+                                old.d.opt_state.inner_state[0].mu["Dense_0"]["kernel"])

@@ -142,8 +142,18 @@ def test_the_progress_line_goes_to_sys_stdout_as_it_is_when_the_run_starts():
   out = io.StringIO()
   with contextlib.redirect_stdout(out):
     Progress(10).line(4, {"d_loss": 1.0, "g_loss": 2.0, "d_real": 0.5, "d_fake": 0.25}, 2.0)
-  assert out.getvalue() == ("step 4/10 | d_loss 1.0000 g_loss 2.0000 | D(x) 0.500 D(G(z)) 0.250 "
+  assert out.getvalue() == ("step 4/10 | d_loss 1.0000 g_loss 2.0000 | d_real 0.5 d_fake 0.25 "
                             "| 2.00 steps/s | ETA 0m03s\n")
+
+
+def test_the_progress_line_shows_whatever_metrics_the_run_logs():
+  import io
+  from gan_jax.writers import Progress
+  out = io.StringIO()
+  Progress(10, out).line(2, {"g_loss": 2.0, "wasserstein": 0.125, "d_loss": 1.0, "r1": 3.5,
+                             "steps_per_sec": 9.0}, 1.0)
+  assert out.getvalue() == ("step 2/10 | d_loss 1.0000 g_loss 2.0000 | wasserstein 0.125 r1 3.5 "
+                            "| 1.00 steps/s | ETA 0m08s\n")
 
 
 def test_metrics_jsonl_is_on_disk_before_each_checkpoint_is_saved(tmp_path, monkeypatch):

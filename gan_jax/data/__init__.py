@@ -19,6 +19,10 @@ SOURCES = {"tfds": _tfds, "idx": load_idx, "folder": load_folder, "digits": load
            "toy": load_toy}
 
 
+# config.data.labels: where the folder source reads class labels from (the
+# other sources give the labels their data has).
+LABELS = ("none", "folders")
+
 # Sources without splits: one set of images, read whole.
 WHOLE_SOURCES = ("folder", "digits", "toy")
 
@@ -55,4 +59,4 @@ def load(data_cfg) -> Dataset:
   return ds
 
 
-__all__ = ["SOURCES", "WHOLE_SOURCES", "DataError", "Dataset", "check_split", "load"]
+__all__ = ["LABELS", "SOURCES", "WHOLE_SOURCES", "DataError", "Dataset", "check_split", "load"]

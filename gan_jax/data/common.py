@@ -1,5 +1,6 @@
 """Shared image preparation: every source returns uint8 NHWC at the configured
-size and channel count; scaling to [-1, 1] happens on the device."""
+size and channel count; `to_signed` scales them to [-1, 1] (on the device in
+training)."""
 from __future__ import annotations
 
 import dataclasses
@@ -17,6 +18,16 @@ class Dataset:
   images: np.ndarray             # uint8, (N, H, W, C)
   labels: np.ndarray | None      # int32, (N,), when the source has them
   description: str = ""
+
+
+def to_signed(images):
+  """uint8 images in [0, 255] -> float32 in [-1, 1] (numpy or JAX arrays, as
+  given); float images (the 2-D toy points, images already scaled) as float32.
+  The one place this scaling is written: training, evaluation, the feature
+  extractors and the plots all call it."""
+  if images.dtype == np.uint8:
+    return images.astype(np.float32) * np.float32(2.0 / 255.0) - np.float32(1.0)
+  return images.astype(np.float32)
 
 
 def to_pil(img: np.ndarray) -> Image.Image:

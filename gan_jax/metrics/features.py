@@ -30,6 +30,7 @@ import numpy as np
 import flax.linen as nn
 from flax import serialization
 
+from gan_jax.data.common import to_signed
 from gan_jax.files import atomic_write
 from gan_jax.metrics import inception
 
@@ -56,7 +57,7 @@ def to_lenet_input(images) -> jax.Array:
   x = jnp.asarray(images)
   # fed unscaled, the data's own uint8 images gave features ~100x too large
   # (LeNet FID 4.9e7 between two MNIST halves, against 5.3 when scaled)
-  x = x / jnp.float32(127.5) - 1 if x.dtype == jnp.uint8 else x.astype(jnp.float32)
+  x = to_signed(x)
   if x.shape[-1] != 1:
     x = jnp.mean(x, axis=-1, keepdims=True)
   if x.shape[1:3] != (28, 28):

@@ -54,7 +54,7 @@ class DCGANGenerator(nn.Module):
   dtype: Any = jnp.float32
 
   @nn.compact
-  def __call__(self, z, train: bool = True):
+  def __call__(self, z, y=None, *, train: bool = True):
     s0, n = dcgan_plan(self.image_size)
     feats = self.base_features * 2 ** (n - 1)
     x = nn.Dense(s0 * s0 * feats, use_bias=False, kernel_init=DCGAN_INIT,
@@ -81,7 +81,7 @@ class DCGANDiscriminator(nn.Module):
   dtype: Any = jnp.float32
 
   @nn.compact
-  def __call__(self, x, train: bool = True):
+  def __call__(self, x, y=None, *, train: bool = True):
     _, n = dcgan_plan(self.image_size)
     x = x.astype(self.dtype)
     for i in range(n):

@@ -47,7 +47,7 @@ class MLPGenerator(nn.Module):
   dtype: Any = jnp.float32
 
   @nn.compact
-  def __call__(self, z, train: bool = True):
+  def __call__(self, z, y=None, *, train: bool = True):
     x = z.astype(self.dtype)
     act = ACTIVATIONS[self.activation]
     for h in self.hidden:
@@ -72,7 +72,7 @@ class MLPDiscriminator(nn.Module):
   dtype: Any = jnp.float32
 
   @nn.compact
-  def __call__(self, x, train: bool = True):
+  def __call__(self, x, y=None, *, train: bool = True):
     x = x.reshape(x.shape[0] // self.pack, -1).astype(self.dtype)
     for h in self.hidden:
       x = nn.leaky_relu(nn.Dense(h, dtype=self.dtype)(x), 0.2)
