@@ -6,8 +6,8 @@
 
 The model of experiments/mnist_mlp.py; G minimises log(1 - D(G(z))), which
 saturates when D rejects the fakes. Here D never gets that far (D(G(z)) stays
-0.25-0.55) and it learns: seeds 0/1, LeNet FID 75.4/77.3 at 5,000 steps and
-25.4/32.3 at 10,000 (floor 7.1), every class 6-13% of samples; 8-9.5 min on
+0.25-0.55) and it learns: seeds 0/1, LeNet FID 29.2/30.8 at 10,000 steps
+(floor 7.1; about 76 at 5,000), every class 8-13% of samples; 8-9.5 min on
 2 shared CPU cores. To watch it saturate, use the 2014-style G and a larger D:
   --config.model.g_norm=none --config.model.g_activation=relu \
     --config.model.d_hidden="(1024,512,256)" --config.train.num_steps=5000
