@@ -9,8 +9,9 @@ scripts/sample.py or scripts/export.py (key 'images', uint8 N x H x W x C).
 A is the reference (real) set, B the set under test: FID and KID are
 symmetric, precision is B's images within A's manifold, IS is B's alone.
 --extractor: inception_v3 (default; FIDs comparable with published ones, see
-the README's "Inception FID") or lenet_mnist (digits). --metrics: any of
-fid (default), kid, is, precision_recall, density_coverage, prdc. Prints one
+docs/reference.md) or lenet_mnist (digits). --metrics: any of
+fid (default), kid, is, precision_recall, density_coverage, prdc, class_spread
+(B's rarest and commonest class share by the LeNet's classes). Prints one
 line per number, e.g. "fid: 12.3456". A folder's images are read and scored
 500 at a time, so memory does not grow with it. Bad input (a missing path, no
 images, an unknown name, too few images for a metric, missing weights) is one
@@ -32,7 +33,7 @@ GRAY_MODES = ("1", "L", "LA", "I", "I;16", "F")
 # The fewest images per set each metric needs: FID and KID a covariance or
 # pairs, precision/recall and density/coverage their k+1 = 4 and 6 neighbours.
 MIN_IMAGES = {"fid": 2, "kid": 2, "is": 1, "precision_recall": 4, "density_coverage": 6,
-              "prdc": 6}
+              "prdc": 6, "class_spread": 1}
 CHUNK = 500
 
 
@@ -99,9 +100,10 @@ def parse(argv):
   for m in args.metrics or [""]:
     if m not in metrics.METRICS:
       p.error(f"--metrics: {m!r} is unknown; valid: {', '.join(metrics.METRICS)}")
-  if "is" in args.metrics and args.extractor in NO_LOGITS:
-    p.error(f"--metrics=is needs logits, which --extractor={args.extractor} does not give; "
-            "use --extractor=lenet_mnist, or drop is")
+  for m in ("is", "class_spread"):
+    if m in args.metrics and args.extractor in NO_LOGITS:
+      p.error(f"--metrics={m} needs logits, which --extractor={args.extractor} does not give; "
+              f"use --extractor=lenet_mnist, or drop {m}")
   try:
     args.counts = [count_images(arg, path) for arg, path in (("A", args.a), ("B", args.b))]
   except ValueError as e:

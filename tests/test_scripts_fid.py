@@ -43,7 +43,7 @@ def test_same_floor_as_real_vs_real_on_the_same_split(tmp_path, capsys):
   np.savez(tmp_path / "a.npz", images=_to_uint8(x[:a]))
   np.savez(tmp_path / "b.npz", images=_to_uint8(x[a:]))
   got = _run(capsys, tmp_path / "a.npz", tmp_path / "b.npz", "--extractor=lenet_mnist",
-             "--metrics=fid,kid,is,prdc")
+             "--metrics=fid,kid,is,prdc,class_spread")
   assert set(got) == {k.split("/")[1] for k in floor}
   for k, v in floor.items():
     assert got[k.split("/")[1]] == pytest.approx(v, rel=1e-5, abs=1e-9), k
