@@ -6,7 +6,7 @@ The digits ship inside scikit-learn, so nothing is downloaded:
 
 Expect 3,000 steps in 15-40 s on 2 CPU cores (17-25 s when nothing else runs; not
 measured on a GPU). D(x) and D(G(z)) settle near 0.5. samples/step_00003000.png shows
-64 blocky white-on-black digits: some legible (0, 1, 2, 5, 6, 7, 9), most digit-like
+64 blocky white-on-black digits: a few legible (0, 2, 5, 7, 9), most digit-like
 strokes (docs/digits.png is that grid).
 """
 from gan_jax.config import base_config
