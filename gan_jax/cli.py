@@ -19,6 +19,17 @@ def fail(message: str, code: int = 1):
   sys.exit(code)
 
 
+def run_script(main) -> None:
+  """Exits with `main()`'s code; an exception is one `error:` line (exit 1),
+  and its traceback only with GAN_JAX_VERBOSE set. For argparse scripts."""
+  try:
+    sys.exit(main())
+  except Exception as e:  # one line for a user; the traceback is not the message
+    if os.environ.get("GAN_JAX_VERBOSE"):
+      raise
+    fail(f"{type(e).__name__}: {e}")
+
+
 def flag_error(argv: list[str], e: Exception) -> str:
   """One line for a failure to parse the flags or load the config file."""
   config_arg = next((a.split("=", 1)[1] for a in argv if a.startswith("--config=")), None)

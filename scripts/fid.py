@@ -165,10 +165,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-  try:
-    sys.exit(main())
-  except Exception as e:  # one line for a user; the traceback is not the message
-    if os.environ.get("GAN_JAX_VERBOSE"):
-      raise
-    print(f"error: {type(e).__name__}: {e}", file=sys.stderr)
-    sys.exit(1)
+  from gan_jax.cli import run_script
+  run_script(main)

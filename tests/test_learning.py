@@ -23,6 +23,17 @@ def _samples(sample_fn, state, n, z_dim, seed):
   return np.asarray(sample_fn(state.g.params, state.g.collections, z)).reshape(n, -1)
 
 
+def _setup(config):
+  """(dataset, G, state, the data on the device, train_fn) for one device."""
+  ds = data.load(config.data)
+  mesh = steps.make_mesh(jax.devices()[:1])
+  G, D = models.build(config)
+  g_tx, d_tx = make_optimizers(config)
+  state = steps.replicate(create_state(config, G, D, g_tx, d_tx), mesh)
+  images = steps.replicate(ds.images, mesh)
+  return ds, G, state, images, steps.make_train_fn(config, G, D, g_tx, d_tx, mesh)
+
+
 @needs(MNIST_DIR)
 def test_dcgan_learns_mnist_digits():
   config = tiny_config(**{
@@ -30,18 +41,12 @@ def test_dcgan_learns_mnist_digits():
       "data.image_size": 28,
       "model.z_dim": 64, "model.g_features": 32, "model.d_features": 32,
       "train.batch_size": 64})
-  ds = data.load(config.data)
-  mesh = steps.make_mesh(jax.devices()[:1])
-  G, D = models.build(config)
-  g_tx, d_tx = make_optimizers(config)
-  state = steps.replicate(create_state(config, G, D, g_tx, d_tx), mesh)
-  images = steps.replicate(ds.images, mesh)
+  ds, G, state, images, train_fn = _setup(config)
   sample_fn = steps.make_sample_fn(G)
   real = ds.images[np.random.default_rng(0).permutation(len(ds.images))[:1000]]
   real = real.reshape(1000, -1).astype(np.float32) / 127.5 - 1
 
   before = fid(real, _samples(sample_fn, state, 1000, 64, 1))
-  train_fn = steps.make_train_fn(config, G, D, g_tx, d_tx, mesh)
   # one step a call: the same 300 steps (and the same distances) as 30 calls of
   # 10, but XLA:CPU compiles one step, not 10 unrolled ones (~3 s against ~11 s)
   g_losses = []
@@ -71,13 +76,7 @@ def test_mlp_gan_spreads_its_samples_over_the_digit_classes():
   config = module.get_config()
   config.data.source, config.data.split, config.data.path = "idx", "test", str(MNIST_DIR)
   config.train.num_steps = 1000
-  ds = data.load(config.data)
-  mesh = steps.make_mesh(jax.devices()[:1])
-  G, D = models.build(config)
-  g_tx, d_tx = make_optimizers(config)
-  state = steps.replicate(create_state(config, G, D, g_tx, d_tx), mesh)
-  images = steps.replicate(ds.images, mesh)
-  train_fn = steps.make_train_fn(config, G, D, g_tx, d_tx, mesh)
+  ds, G, state, images, train_fn = _setup(config)
   for _ in range(10):  # 10 calls of 100 scanned steps
     state, _ = train_fn(state, images, 100)
   sample_fn = steps.make_sample_fn(G)
